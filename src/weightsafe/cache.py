@@ -1,0 +1,204 @@
+"""The local cache: where verified files live, where partial downloads wait, and what we know.
+
+Layout under the cache root (default from platformdirs, ``WEIGHTSAFE_CACHE``, ``--cache-dir``)::
+
+    models/<slug>/<revision>/<path>        verified files only: the directory a user loads
+    partial/<slug>/<revision>/<path>.part  bytes of a download in progress, + .part.json state
+    locks/<slug>/<revision>/<path>.lock    one lock per file (fcntl: freed when a process dies)
+    records/<slug>/<revision>.json         per-file stat + xxh3 fingerprint + verified digests
+    manifests/<slug>@<commit>.toml         manifests pinned by ``pull ORG/REPO`` (offline verify)
+
+A file reaches ``models/`` only by an atomic rename after every digest matched, so a file at its
+final path is a verified file, always. Every path is checked to stay under the root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from filelock import FileLock, Timeout
+
+from .errors import DiskError, UsageError
+from .manifest import check_relpath
+
+ENV_CACHE = "WEIGHTSAFE_CACHE"
+
+
+def default_root() -> Path:
+    env = os.environ.get(ENV_CACHE)
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("weightsafe"))
+
+
+def slug(name: str) -> str:
+    """File-system name of a model: ``org/repo`` becomes ``org--repo``."""
+    return name.replace("/", "--")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@dataclass(frozen=True)
+class Stat:
+    """What identifies an unchanged file cheaply: size, mtime and inode."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+
+    @classmethod
+    def of(cls, path: Path) -> "Stat":
+        st = path.stat()
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class Records:
+    """Per-file facts for one model directory: stat, xxh3-128 fingerprint, verified digests.
+
+    Read-modify-write is done under a lock and written atomically, so concurrent pulls and
+    verifies of the same model never lose each other's entries.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = FileLock(str(path) + ".lock")
+
+    def load(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def files(self) -> dict[str, dict]:
+        files = self.load().get("files", {})
+        return files if isinstance(files, dict) else {}
+
+    def update(self, entries: dict[str, dict | None] | None = None, **meta) -> None:
+        """Set (or, with None, drop) file entries and top-level metadata in one locked write."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            data = self.load()
+            files = data.setdefault("files", {})
+            for path, entry in (entries or {}).items():
+                if entry is None:
+                    files.pop(path, None)
+                else:
+                    files[path] = entry
+            data.update(meta)
+            atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+
+    @staticmethod
+    def entry(stat: Stat, fingerprint: str, digests: dict[str, str]) -> dict:
+        return {"size": stat.size, "mtime_ns": stat.mtime_ns, "ino": stat.ino,
+                "xxh3-128": fingerprint, "digests": digests}
+
+    @staticmethod
+    def unchanged(entry: dict | None, stat: Stat) -> bool:
+        return bool(entry) and (entry.get("size"), entry.get("mtime_ns"), entry.get("ino")) == (
+            stat.size, stat.mtime_ns, stat.ino)
+
+
+class Cache:
+    """Paths and primitives of one cache root. Knows nothing of HTTP or manifests' meaning."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root).expanduser() if root else default_root()
+        self.root = Path(os.path.abspath(self.root))
+
+    def _under(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise UsageError(f"refusing path outside the cache: {path}")
+        return path
+
+    def model_dir(self, name: str, revision: str) -> Path:
+        return self._under("models", slug(name), _safe_rev(revision))
+
+    def final_path(self, name: str, revision: str, relpath: str) -> Path:
+        check_relpath(relpath)
+        return self._under("models", slug(name), _safe_rev(revision), relpath)
+
+    def part_path(self, name: str, revision: str, relpath: str) -> Path:
+        check_relpath(relpath)
+        return self._under("partial", slug(name), _safe_rev(revision), relpath + ".part")
+
+    def lock(self, name: str, revision: str, relpath: str) -> FileLock:
+        check_relpath(relpath)
+        path = self._under("locks", slug(name), _safe_rev(revision), relpath + ".lock")
+        self.ensure_dir(path.parent)
+        return FileLock(str(path))
+
+    def records(self, name: str, revision: str) -> Records:
+        return Records(self._under("records", slug(name), _safe_rev(revision) + ".json"))
+
+    def dir_records(self, directory: Path) -> Records:
+        """Records for a directory outside the cache (``verify --dir``), keyed by its real path."""
+        import hashlib
+
+        key = hashlib.sha256(os.path.realpath(directory).encode()).hexdigest()[:32]
+        return Records(self._under("records", "_dirs", key + ".json"))
+
+    def pinned_dir(self) -> Path:
+        return self._under("manifests")
+
+    def ensure_dir(self, path: Path) -> None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DiskError(f"cannot create {path}: {e.strerror}") from None
+
+    def commit(self, part: Path, final: Path) -> None:
+        """Make a verified part visible at its final path: fsync, atomic rename, fsync dir."""
+        self.ensure_dir(final.parent)
+        with open(part, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(part, final)
+        fsync_dir(final.parent)
+
+    def free_bytes(self) -> int:
+        probe = self.root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        import shutil
+
+        return shutil.disk_usage(probe).free
+
+
+def _safe_rev(revision: str) -> str:
+    """A revision as one directory name (``refs/pr/1`` becomes ``refs--pr--1``)."""
+    name = revision.replace("/", "--")
+    check_relpath(name, "revision")
+    return name
+
+
+__all__ = ["Cache", "Records", "Stat", "Timeout", "atomic_write", "default_root", "slug"]

@@ -1,0 +1,177 @@
+"""Finding the manifest a user means: by name, by path, or by hub repo id.
+
+Search order for a name: ``--manifest PATH``; the directories in ``WEIGHTSAFE_MANIFEST_PATH``
+(os.pathsep-separated); ``<user config dir>/weightsafe/manifests``; the manifests shipped in the
+package. ``ORG/REPO[@REV]`` is not looked up there: its file list comes from the hub's API at
+that revision and is pinned in the cache, so a later verify (or an offline pull) needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+import platformdirs
+
+from . import manifest as mf
+from .cache import Cache, atomic_write, slug
+from .errors import ManifestError, OfflineError, UsageError
+from .hub import HubClient
+
+ENV_PATH = "WEIGHTSAFE_MANIFEST_PATH"
+HUB_SOURCES = {
+    "hub-lfs": "the hub's LFS sha256 for the file at the pinned commit (model API listing)",
+    "hub-git": "the hub's git blob id for the file at the pinned commit (model API listing)",
+}
+
+
+def packaged_dir() -> Path:
+    """Manifests inside the installed wheel, or the repository's top-level manifests/."""
+    shipped = resources.files("weightsafe") / "manifests"
+    if shipped.is_dir():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parents[2] / "manifests"
+
+
+def search_dirs() -> list[Path]:
+    dirs = [Path(p).expanduser() for p in os.environ.get(ENV_PATH, "").split(os.pathsep) if p]
+    dirs.append(Path(platformdirs.user_config_dir("weightsafe")) / "manifests")
+    dirs.append(packaged_dir())
+    return dirs
+
+
+def is_repo_spec(spec: str) -> bool:
+    return "/" in spec.split("@", 1)[0]
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    repo, _, rev = spec.partition("@")
+    try:
+        mf.check_name(repo)
+    except ValueError as e:
+        raise UsageError(f"{spec!r}: a model is NAME or ORG/REPO[@REV]; {repo!r} {e}") from None
+    if "@" in spec and not rev:
+        raise UsageError(f"{spec!r}: empty revision after '@'")
+    return repo, rev or None
+
+
+def find(name: str) -> mf.Manifest:
+    """The first manifest called ``name`` on the search path."""
+    try:
+        mf.check_name(name)
+    except ValueError as e:
+        raise UsageError(f"{name!r} is not a model name: {e}") from None
+    for d in search_dirs():
+        path = d / f"{name}.toml"
+        if path.is_file():
+            m = mf.load(path)
+            if m.name != name:
+                raise ManifestError(str(path), "name", f"is {m.name!r} but the file is named {name}.toml")
+            return m
+    known = ", ".join(sorted(m.name for m, _ in available())) or "none"
+    raise UsageError(f"no manifest named {name!r} (known: {known}); pass --manifest PATH or ORG/REPO")
+
+
+def available() -> list[tuple[mf.Manifest, Path]]:
+    """Every valid manifest on the search path, first one of each name winning."""
+    seen, out = set(), []
+    for d in search_dirs():
+        if not d.is_dir():
+            continue
+        for path in sorted(d.glob("*.toml")):
+            try:
+                m = mf.load(path)
+            except ManifestError:
+                continue
+            if m.name not in seen:
+                seen.add(m.name)
+                out.append((m, path))
+    return out
+
+
+# ---------------------------------------------------------------- repos pinned from the hub
+
+def _refs_path(cache: Cache) -> Path:
+    return cache.pinned_dir() / "refs.json"
+
+
+def _pinned_path(cache: Cache, repo: str, commit: str) -> Path:
+    return cache.pinned_dir() / f"{slug(repo)}@{commit}.toml"
+
+
+def pinned(cache: Cache, repo: str, rev: str | None) -> mf.Manifest | None:
+    """A manifest pinned by an earlier pull of ``repo`` at ``rev`` (latest pull when rev is None)."""
+    try:
+        refs = json.loads(_refs_path(cache).read_text())
+    except (OSError, ValueError):
+        refs = {}
+    entry = refs.get(f"{repo}@{rev}") if rev else max(
+        (v for k, v in refs.items() if k.split("@", 1)[0] == repo), key=lambda v: v["time"], default=None)
+    commit = entry["commit"] if entry else rev if rev and mf.FULL_COMMIT_RE.match(rev) else None
+    if not commit:
+        return None
+    path = _pinned_path(cache, repo, commit)
+    return mf.load(path) if path.is_file() else None
+
+
+def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manifest:
+    """List ``repo`` at ``rev`` on the hub and record the result as a manifest in the cache."""
+    commit, entries = client.list_files(repo, rev or "main")
+    files = []
+    for e in entries:
+        try:
+            mf.check_relpath(e.path)
+        except ValueError as why:
+            raise UsageError(f"{repo}@{commit}: the hub lists an unsafe file name {e.path!r}: {why}") from None
+        digests = []
+        if e.sha256:
+            digests.append(mf.Digest("sha256", e.sha256, "hub-lfs"))
+        elif e.git_sha1:
+            digests.append(mf.Digest("git-sha1", e.git_sha1, "hub-git"))
+        files.append(mf.FileEntry(e.path, e.size, tuple(digests)))
+    if not files:
+        raise UsageError(f"{repo}@{commit}: the repository has no files")
+    m = mf.Manifest(name=repo, repo=repo, revision=commit, files=tuple(files), sources=dict(HUB_SOURCES),
+                    description=f"pinned from {client.endpoint} at {rev or 'main'}")
+    m = mf.parse(mf.to_toml(m), f"<pinned {repo}@{commit}>")  # same validation as any manifest
+    path = _pinned_path(cache, repo, commit)
+    cache.ensure_dir(path.parent)
+    atomic_write(path, mf.to_toml(m).encode())
+    try:
+        refs = json.loads(_refs_path(cache).read_text())
+    except (OSError, ValueError):
+        refs = {}
+    refs[f"{repo}@{rev or 'main'}"] = {"commit": commit, "time": time.time()}
+    atomic_write(_refs_path(cache), json.dumps(refs, indent=1).encode())
+    return replace(m, origin=str(path))
+
+
+def resolve(spec: str, cache: Cache, manifest_path: str | None = None,
+            client: HubClient | None = None) -> mf.Manifest:
+    """The manifest for NAME, ORG/REPO[@REV] or ``--manifest PATH``.
+
+    With a client, ORG/REPO is listed on the hub unless a pull at a full commit was pinned
+    already; without one (verify, show, path, offline) only pinned manifests are used.
+    """
+    if manifest_path:
+        m = mf.load(manifest_path)
+        if spec and spec != m.name:
+            raise UsageError(f"--manifest {manifest_path} describes {m.name!r}, not {spec!r}")
+        return m
+    if not spec:
+        raise UsageError("name a model (NAME or ORG/REPO[@REV]) or pass --manifest PATH")
+    if not is_repo_spec(spec):
+        return find(spec)
+    repo, rev = split_spec(spec)
+    known = pinned(cache, repo, rev)
+    if known and (client is None or client.offline or (rev and mf.FULL_COMMIT_RE.match(rev))):
+        return known
+    if client is None or client.offline:
+        why = "offline mode is on" if client else "it was never pulled"
+        raise (OfflineError if client else UsageError)(
+            f"{spec}: no pinned file list in the cache and {why}; pull it first")
+    return pin(cache, client, repo, rev)

@@ -1,0 +1,229 @@
+"""Command line: parse options, call the library, print the result, map errors to exit codes.
+
+Exit codes: 0 ok, 1 integrity failure, 2 usage or bad manifest, 3 network or hub,
+4 disk, 5 unsafe content, 130 interrupted, 70 internal error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__, catalog
+from .cache import Cache
+from .errors import ExitCode, UsageError, WeightsafeError
+from .progress import LineProgress, Progress, TqdmProgress
+from .report import emit_json, error_json, pull_text, size, verify_text
+
+INTERNAL_ERROR = 70
+
+
+def _say(lines: list[str], err: bool = False) -> None:
+    for line in lines:
+        click.echo(line, err=err)
+
+
+def guarded(fn):
+    """Run a command so that every failure is one line (or one JSON object) and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        as_json = kwargs.get("as_json", False)
+        try:
+            code = fn(*args, **kwargs)
+        except WeightsafeError as e:
+            code = e.exit_code
+            _fail(e, code, as_json)
+        except KeyboardInterrupt:
+            click.echo("weightsafe: interrupted; partial downloads are kept and will resume", err=True)
+            code = 130
+        except click.exceptions.Exit:
+            raise
+        except BrokenPipeError:  # `weightsafe show X | head`: the reader left, nothing to say
+            sys.stdout = open(os.devnull, "w")
+            code = 0
+        except Exception as e:  # a bug: still one line, never a traceback
+            code = INTERNAL_ERROR
+            _fail(RuntimeError(f"internal error: {type(e).__name__}: {e} (please report this)"), code, as_json)
+        sys.exit(code or 0)
+
+    return wrapper
+
+
+def _fail(e: BaseException, code: int, as_json: bool) -> None:
+    if as_json:
+        emit_json(error_json(e, code))
+    click.echo(f"weightsafe: error: {e}", err=True)
+
+
+def cache_option(fn):
+    return click.option("--cache-dir", type=click.Path(file_okay=False), envvar="WEIGHTSAFE_CACHE",
+                        help="Cache root (default: platform cache dir; env WEIGHTSAFE_CACHE).")(fn)
+
+
+def output_options(fn):
+    fn = click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")(fn)
+    return click.option("--quiet", "-q", is_flag=True, help="Print only errors.")(fn)
+
+
+def _progress(quiet: bool, as_json: bool) -> Progress:
+    if quiet or as_json:
+        return Progress()
+    return TqdmProgress() if sys.stderr.isatty() else LineProgress()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="weightsafe")
+def main():
+    """Download model weights and prove they are intact and usable before anything serves them."""
+
+
+@main.command()
+@click.argument("name")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), help="Use this manifest file.")
+@click.option("--endpoint", help="Hub or mirror base URL (default: HF_ENDPOINT, then huggingface.co).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Files fetched at once.")
+@click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never use the network.")
+@cache_option
+@output_options
+@guarded
+def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, cache_dir, quiet, as_json):
+    """Fetch NAME (a manifest name, or ORG/REPO[@REV]) into the cache and verify every byte."""
+    from .hub import HubClient, offline_from_env, resolve_token
+    from .pull import Puller
+
+    cache = Cache(cache_dir)
+    client = HubClient(endpoint, token=resolve_token(), offline=offline or offline_from_env())
+    manifest = catalog.resolve(name, cache, manifest_path, client).select(include, exclude)
+    if not manifest.files:
+        raise UsageError(f"{name}: no file matches --include {list(include)} / --exclude {list(exclude)}")
+    report = Puller(manifest, cache, client, jobs, _progress(quiet, as_json)).run()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _say(pull_text(report, quiet), err=not report.ok)
+    return report.exit_code
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Verify this directory instead of the cache.")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), help="Use this manifest file.")
+@click.option("--full", is_flag=True, help="Re-check every manifest digest, not the recorded fingerprint.")
+@click.option("--strict", is_flag=True, help="Files not in the manifest fail the check.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 4, help="Files hashed at once.")
+@cache_option
+@output_options
+@guarded
+def verify(name, directory, manifest_path, full, strict, include, exclude, jobs, cache_dir, quiet, as_json):
+    """Hash the files of NAME (or --dir DIR with --manifest PATH) and say exactly what is wrong."""
+    from .verify import verify_directory
+
+    cache = Cache(cache_dir)
+    if directory and not (manifest_path or name):
+        raise UsageError("--dir needs --manifest PATH (or a model NAME) to compare against")
+    manifest = catalog.resolve(name or "", cache, manifest_path)
+    if directory:
+        target = Path(directory)
+        if not target.is_dir():
+            raise UsageError(f"--dir {directory}: not a directory")
+        records = cache.dir_records(target)
+    else:
+        target = cache.model_dir(manifest.name, manifest.revision)
+        records = cache.records(manifest.name, manifest.revision)
+        if not target.is_dir():
+            raise UsageError(f"{manifest.name} is not in the cache {cache.root}; run `weightsafe pull {manifest.name}`")
+        pulled = records.load().get("pulled")
+        if pulled and not (include or exclude):  # verify what was pulled (e.g. only safetensors)
+            include = tuple(pulled)
+    manifest = manifest.select(include, exclude)
+    report = verify_directory(manifest, target, records, full=full, jobs=jobs, strict=strict)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _say(verify_text(report, quiet), err=not report.ok)
+    return ExitCode.OK if report.ok else ExitCode.INTEGRITY
+
+
+@main.command(name="list")
+@cache_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guarded
+def list_(cache_dir, as_json):
+    """List the models weightsafe knows, and whether each is in the cache."""
+    cache = Cache(cache_dir)
+    rows = []
+    for m, path in catalog.available():
+        present = cache.model_dir(m.name, m.revision).is_dir()
+        rows.append({"name": m.name, "repo": m.repo, "revision": m.revision, "files": len(m.files),
+                     "bytes": m.known_bytes, "cached": present, "manifest": str(path)})
+    if as_json:
+        emit_json({"models": rows})
+    else:
+        for r in rows:
+            click.echo(f"{r['name']:<36} {r['repo']:<60} {r['files']:>3} files {size(r['bytes']):>10}"
+                       f"{'  cached' if r['cached'] else ''}")
+    return 0
+
+
+@main.command()
+@click.argument("name")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False))
+@cache_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guarded
+def show(name, manifest_path, cache_dir, as_json):
+    """Show a manifest: repo, revision, files, sizes, digests and their sources, and what is unknown."""
+    m = catalog.resolve(name, Cache(cache_dir), manifest_path)
+    unknown = [f.path for f in m.files if not f.digests]
+    no_size = [f.path for f in m.files if f.size is None]
+    if as_json:
+        emit_json({"name": m.name, "repo": m.repo, "revision": m.revision, "pinned": m.pinned,
+                   "commit": m.commit, "manifest": m.origin, "sources": m.sources, "notes": list(m.notes),
+                   "files": [{"path": f.path, "size": f.size, "size_approx": f.size_approx,
+                              "digests": [{"alg": d.alg, "hex": d.hex, "source": d.source} for d in f.digests]}
+                             for f in m.files],
+                   "unknown_digests": unknown, "unknown_sizes": no_size})
+        return 0
+    click.echo(f"{m.name}: {m.repo} @ {m.revision}{'' if m.pinned else '  (not a full commit: unpinned)'}")
+    if m.description:
+        click.echo(f"  {m.description}")
+    click.echo(f"  manifest: {m.origin}")
+    for key, text in m.sources.items():
+        click.echo(f"  source {key}: {text}")
+    for f in m.files:
+        sz = size(f.size) if f.size is not None else f"~{size(f.size_approx)}" if f.size_approx else "?"
+        digests = ", ".join(f"{d.alg}:{d.hex[:16]}… ({d.source})" for d in f.digests) or "no digest known"
+        click.echo(f"  {f.path:<44} {sz:>10}  {digests}")
+    for note in m.notes:
+        click.echo(f"  note: {note}")
+    if unknown:
+        click.echo(f"  unknown digests: {len(unknown)} file(s); a pull checks them against the hub's own")
+    return 0
+
+
+@main.command()
+@click.argument("name")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False))
+@cache_option
+@guarded
+def path(name, manifest_path, cache_dir):
+    """Print the local directory of NAME in the cache (exit 1 if it is not there)."""
+    cache = Cache(cache_dir)
+    m = catalog.resolve(name, cache, manifest_path)
+    directory = cache.model_dir(m.name, m.revision)
+    click.echo(str(directory))
+    return ExitCode.OK if directory.is_dir() else ExitCode.INTEGRITY
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Error types, one per way a run can fail, each carrying its documented exit code.
+
+The CLI maps these to exit codes and prints their message as one line; the library raises
+them and never prints. A message names the file, field or value a user must act on.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    OK = 0
+    INTEGRITY = 1
+    USAGE = 2
+    NETWORK = 3
+    DISK = 4
+    UNSAFE = 5
+
+
+class WeightsafeError(Exception):
+    """Base class: an anticipated failure with a one-line, actionable message."""
+
+    exit_code = ExitCode.USAGE
+
+
+class UsageError(WeightsafeError):
+    """The command line or its inputs do not make sense (unknown model, bad option)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ManifestError(WeightsafeError):
+    """A manifest is malformed; the message names the file, the field and the reason."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, source: str, field: str, reason: str):
+        self.source, self.field, self.reason = source, field, reason
+        super().__init__(f"{source}: {field}: {reason}")
+
+
+class IntegrityError(WeightsafeError):
+    """Bytes on disk or on the wire are not the bytes the manifest promises."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class HubError(WeightsafeError):
+    """The hub or mirror could not be reached, refused us, or answered something unusable."""
+
+    exit_code = ExitCode.NETWORK
+
+
+class HubMismatchError(HubError):
+    """The hub describes a file differently from the manifest; nothing was downloaded."""
+
+
+class OfflineError(HubError):
+    """The network was needed while offline mode (HF_HUB_OFFLINE / --offline) is on."""
+
+
+class DiskError(WeightsafeError):
+    """Not enough space, or the cache cannot be written."""
+
+    exit_code = ExitCode.DISK
+
+
+class UnsafeContentError(WeightsafeError):
+    """A file would run code or escape its place if it were loaded; it was refused unread."""
+
+    exit_code = ExitCode.UNSAFE

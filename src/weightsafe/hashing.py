@@ -1,0 +1,97 @@
+"""Streaming hashers: every digest a manifest lists, computed in one pass over the bytes.
+
+The same ``MultiHasher`` is fed by the downloader (hash while downloading) and by the
+verifier (hash from disk), so a file is judged the same way whichever path it took.
+hashlib and xxhash release the GIL on large buffers, so threads hash files in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable
+
+import xxhash
+
+from .manifest import ALGORITHMS
+
+CHUNK = 4 * 1024 * 1024
+FINGERPRINT_ALG = "xxh3-128"
+
+
+def _new(alg: str, size: int | None):
+    if alg == "git-sha1":
+        if size is None:
+            raise ValueError("git-sha1 needs the file size up front")
+        h = hashlib.sha1()
+        h.update(b"blob %d\0" % size)
+        return h
+    if alg == FINGERPRINT_ALG:
+        return xxhash.xxh3_128()
+    if alg in ALGORITHMS:
+        return hashlib.new(alg)
+    raise ValueError(f"unknown algorithm {alg!r}")
+
+
+class MultiHasher:
+    """Feeds each chunk to several hashers; ``size`` is needed only for git-sha1."""
+
+    def __init__(self, algs: Iterable[str], size: int | None = None):
+        self.algs = tuple(dict.fromkeys(algs))
+        self._h = {a: _new(a, size) for a in self.algs}
+        self.count = 0
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        for h in self._h.values():
+            h.update(chunk)
+        self.count += len(chunk)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {a: h.hexdigest() for a, h in self._h.items()}
+
+
+def hash_file(path: str | os.PathLike, algs: Iterable[str], size: int | None = None,
+              progress: Callable[[int], None] | None = None, limit: int | None = None) -> dict[str, str]:
+    """Hash ``path`` (or its first ``limit`` bytes) with every algorithm in ``algs``."""
+    algs = tuple(algs)
+    if size is None and "git-sha1" in algs:
+        size = os.path.getsize(path)
+    hasher = MultiHasher(algs, size)
+    feed_file(path, hasher, progress, limit)
+    return hasher.hexdigests()
+
+
+def feed_file(path: str | os.PathLike, hasher: MultiHasher,
+              progress: Callable[[int], None] | None = None, limit: int | None = None) -> int:
+    """Read ``path`` through ``hasher`` with a reused buffer; returns the bytes read."""
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    total = 0
+    with open(path, "rb", buffering=0) as fh:
+        while limit is None or total < limit:
+            want = CHUNK if limit is None else min(CHUNK, limit - total)
+            n = fh.readinto(view[:want])
+            if not n:
+                break
+            hasher.update(view[:n])
+            total += n
+            if progress:
+                progress(n)
+    return total
+
+
+def hash_files(jobs: list[tuple[Path, tuple[str, ...], int | None]], threads: int,
+               progress: Callable[[int], None] | None = None) -> list[dict[str, str] | OSError]:
+    """Hash many files on a thread pool; each result is a digest dict or the OSError raised."""
+
+    def one(job):
+        path, algs, size = job
+        try:
+            return hash_file(path, algs, size, progress)
+        except OSError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return list(pool.map(one, jobs))

@@ -1,0 +1,251 @@
+"""The hub's HTTP protocol: endpoint, token, resolve URLs, HEAD metadata and file listings.
+
+Redirects are followed by hand so the Authorization header goes only to the endpoint's own
+origin: a 302 to the CDN (or anywhere else) is followed without it. Transient failures
+(connection errors, 429 with Retry-After, 5xx) are retried by urllib3 with backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .errors import HubError, OfflineError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+MAX_REDIRECTS = 10
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, but a server's Retry-After is honoured only up to a minute."""
+
+    MAX_RETRY_AFTER = 60.0
+
+    def get_retry_after(self, response):
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.MAX_RETRY_AFTER)
+
+
+def resolve_endpoint(explicit: str | None = None) -> str:
+    endpoint = explicit or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise HubError(f"endpoint {endpoint!r} is not an http(s) URL")
+    return endpoint.rstrip("/")
+
+
+def resolve_token() -> str | None:
+    """HF_TOKEN, then the token stored by ``hf auth login`` (huggingface_hub decides)."""
+    if os.environ.get("HF_TOKEN"):
+        return os.environ["HF_TOKEN"]
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:  # a broken token file must not break a public download
+        return None
+
+
+def offline_from_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    p = urllib.parse.urlsplit(url)
+    port = p.port or (443 if p.scheme == "https" else 80)
+    return p.scheme, (p.hostname or "").lower(), port
+
+
+def _strip_quotes(etag: str | None) -> str | None:
+    if etag is None:
+        return None
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        etag = etag[2:]
+    return etag.strip('"')
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """What the hub says of one file before we download it."""
+
+    path: str
+    size: int | None
+    etag: str | None          # the validator to send back as If-Range (quoted form kept)
+    sha256: str | None        # X-Linked-Etag of an LFS file
+    git_sha1: str | None      # ETag of a regular file
+    commit: str | None        # X-Repo-Commit
+
+    @property
+    def hub_digests(self) -> dict[str, str]:
+        out = {}
+        if self.sha256:
+            out["sha256"] = self.sha256
+        if self.git_sha1:
+            out["git-sha1"] = self.git_sha1
+        return out
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """A file in a listing from the hub's API."""
+
+    path: str
+    size: int | None
+    sha256: str | None
+    git_sha1: str | None
+
+
+def describe_http_error(resp: requests.Response, what: str) -> HubError:
+    code = resp.status_code
+    reason = resp.headers.get("X-Error-Message") or resp.reason or ""
+    err = resp.headers.get("X-Error-Code", "")
+    if code in (401, 403):
+        hint = "the repo is gated, private or missing: set HF_TOKEN or run `hf auth login`"
+        return HubError(f"{what}: HTTP {code} {err or reason}; {hint}")
+    if code == 404:
+        return HubError(f"{what}: not found on the hub (HTTP 404 {err})".rstrip())
+    if code == 429:
+        return HubError(f"{what}: rate limited by the hub (HTTP 429), retries exhausted")
+    return HubError(f"{what}: HTTP {code} {reason}".rstrip())
+
+
+class HubClient:
+    """A requests session bound to one endpoint and token, with retries and safe redirects."""
+
+    def __init__(self, endpoint: str | None = None, token: str | None = None, offline: bool = False,
+                 connect_timeout: float = 10.0, read_timeout: float | None = None, retries: int = 5,
+                 backoff: float = 0.5):
+        self.endpoint = resolve_endpoint(endpoint)
+        self.token = token
+        self.offline = offline
+        env_timeout = os.environ.get("WEIGHTSAFE_READ_TIMEOUT")
+        self.timeout = (connect_timeout, read_timeout or float(env_timeout or 30.0))
+        self.retries = retries
+        self.backoff = backoff
+        self.session = requests.Session()
+        retry = _CappedRetry(total=retries, connect=retries, read=0, status=retries, other=0,
+                      backoff_factor=backoff, backoff_max=30,
+                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
+                      respect_retry_after_header=True, raise_on_status=False, redirect=0)
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=32, pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = f"weightsafe/{__version__}"
+        self.session.trust_env = True
+
+    # ---------------------------------------------------------------- URLs
+    def file_url(self, repo: str, revision: str, path: str) -> str:
+        rev = urllib.parse.quote(revision, safe="")
+        return f"{self.endpoint}/{repo}/resolve/{rev}/{urllib.parse.quote(path, safe='/')}"
+
+    def _headers_for(self, url: str, extra: dict | None = None) -> dict:
+        headers = dict(extra or {})
+        if self.token and origin(url) == origin(self.endpoint):
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _guard(self) -> None:
+        if self.offline:
+            raise OfflineError("the network is needed but offline mode is on (HF_HUB_OFFLINE / --offline)")
+
+    # ---------------------------------------------------------------- requests
+    def request(self, method: str, url: str, follow: str = "all", headers: dict | None = None,
+                stream: bool = False) -> requests.Response:
+        """One request with manual redirects. ``follow``: 'all', or 'same-host' to stop at a
+        redirect that leaves the endpoint's origin (that response is returned, as HEAD needs)."""
+        self._guard()
+        seen = set()
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                resp = self.session.request(method, url, headers=self._headers_for(url, headers),
+                                            allow_redirects=False, stream=stream, timeout=self.timeout)
+            except requests.exceptions.RetryError as e:
+                raise HubError(f"{url}: gave up after {self.retries} retries ({_reason(e)})") from None
+            except requests.exceptions.RequestException as e:
+                raise HubError(f"{url}: {_reason(e)}") from None
+            if resp.status_code not in (301, 302, 303, 307, 308):
+                return resp
+            location = resp.headers.get("Location")
+            if not location:
+                return resp
+            nxt = urllib.parse.urljoin(url, location)
+            if follow == "same-host" and origin(nxt) != origin(url):
+                return resp
+            resp.close()
+            if nxt in seen:
+                raise HubError(f"{url}: redirect loop at {nxt}")
+            seen.add(nxt)
+            url = nxt
+        raise HubError(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+    def head(self, repo: str, revision: str, path: str) -> RemoteFile:
+        """HEAD a resolve URL: size, ETag, LFS sha256 and commit, without following the CDN."""
+        url = self.file_url(repo, revision, path)
+        resp = self.request("HEAD", url, follow="same-host")
+        resp.close()
+        if resp.status_code >= 400:
+            raise describe_http_error(resp, f"{repo}@{revision}: {path}")
+        h = resp.headers
+        linked = _strip_quotes(h.get("X-Linked-Etag"))
+        etag = _strip_quotes(h.get("ETag"))
+        size_header = h.get("X-Linked-Size") or (h.get("Content-Length") if resp.status_code < 300 else None)
+        try:
+            size = int(size_header) if size_header is not None else None
+        except ValueError:
+            size = None
+        sha256 = linked if linked and SHA256_RE.match(linked) else None
+        git_sha1 = etag if not linked and etag and SHA1_RE.match(etag) and "X-Repo-Commit" in h else None
+        return RemoteFile(path=path, size=size, etag=h.get("X-Linked-Etag") or h.get("ETag"),
+                          sha256=sha256, git_sha1=git_sha1, commit=h.get("X-Repo-Commit"))
+
+    def list_files(self, repo: str, revision: str) -> tuple[str, list[RemoteEntry]]:
+        """The commit a revision resolves to and every file in it, from the model API."""
+        self._guard()
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError
+
+        api = HfApi(endpoint=self.endpoint, token=self.token or False,
+                    library_name="weightsafe", library_version=__version__)
+        try:
+            info = api.model_info(repo, revision=revision, files_metadata=True)
+        except HfHubHTTPError as e:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            hint = {401: "the repo does not exist, or is private or gated: check the name, set HF_TOKEN",
+                    403: "the token may not read this repo (gated: accept its terms on the hub)",
+                    404: "no such revision"}.get(status, str(e).splitlines()[0])
+            raise HubError(f"{repo}@{revision}: the hub refused the file listing (HTTP {status}): {hint}") from None
+        except Exception as e:  # httpx transport errors and the like
+            raise HubError(f"{repo}@{revision}: listing failed: {_reason(e)}") from None
+        entries = []
+        for s in info.siblings or []:
+            lfs = getattr(s, "lfs", None)
+            sha = getattr(lfs, "sha256", None) if lfs else None
+            blob = getattr(s, "blob_id", None)
+            entries.append(RemoteEntry(s.rfilename, s.size, sha, None if sha else blob))
+        return info.sha, entries
+
+
+KNOWN_REASONS = (("Connection refused", "connection refused"), ("Read timed out", "read timed out (stalled)"),
+                 ("Connection reset", "connection reset"), ("Name or service not known", "unknown host"),
+                 ("Temporary failure in name resolution", "DNS lookup failed"),
+                 ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+                 ("Max retries exceeded", "too many failed attempts"))
+
+
+def _reason(e: BaseException) -> str:
+    """A short, human reason for a requests/urllib3/httpx exception chain."""
+    text = str(e)
+    found = [short for marker, short in KNOWN_REASONS if marker in text]
+    if found:
+        return found[0]
+    return text.splitlines()[0][:200] if text else type(e).__name__

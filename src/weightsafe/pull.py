@@ -1,0 +1,279 @@
+"""Pull a model into the cache: plan, ask the hub, check space, fetch in parallel, commit.
+
+Order matters: everything that can refuse the pull (hub disagreeing with the manifest, too
+little disk) runs before the first weight byte is fetched. Each file is fetched under its own
+lock; a file another process is already fetching is deferred and picked up (usually already
+committed) once the rest is done, so concurrent pulls share the work instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import Timeout
+
+from .cache import Cache, Records, Stat
+from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, OfflineError,
+                     WeightsafeError)
+from .hashing import FINGERPRINT_ALG
+from .hub import HubClient, RemoteFile
+from .manifest import Digest, FileEntry, Manifest
+from .progress import NullProgress, Progress
+from .transfer import PartFile, download
+from .verify import compare, expected_digests, explain, verify_file
+
+HUB_HEAD_SOURCE = "hub-head"
+SPACE_MARGIN = 64 * 1024 * 1024
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    status: str  # cached | downloaded | failed
+    size: int = 0
+    fetched: int = 0
+    resumed_from: int = 0
+    restarts: int = 0
+    message: str = ""
+    exit_code: int = ExitCode.OK
+    checks: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "status": self.status, "size": self.size, "fetched": self.fetched,
+                "resumed_from": self.resumed_from, "restarts": self.restarts, "message": self.message,
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+@dataclass
+class PullReport:
+    name: str
+    repo: str
+    revision: str
+    directory: str
+    files: list[FileOutcome]
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[FileOutcome]:
+        return [f for f in self.files if f.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        codes = {f.exit_code for f in self.failures}
+        for code in (ExitCode.INTEGRITY, ExitCode.UNSAFE, ExitCode.DISK, ExitCode.NETWORK, ExitCode.USAGE):
+            if code in codes:
+                return code
+        return ExitCode.OK
+
+    @property
+    def bytes_fetched(self) -> int:
+        return sum(f.fetched for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {"command": "pull", "ok": self.ok, "name": self.name, "repo": self.repo,
+                "revision": self.revision, "directory": self.directory,
+                "seconds": round(self.seconds, 3), "bytes_fetched": self.bytes_fetched,
+                "notes": self.notes, "files": [f.to_dict() for f in self.files]}
+
+
+class Puller:
+    """One pull of one manifest into one cache."""
+
+    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int = 4,
+                 progress: Progress | None = None):
+        self.m = manifest
+        self.cache = cache
+        self.client = client
+        self.jobs = max(1, jobs)
+        self.progress = progress or NullProgress()
+        self.records: Records = cache.records(manifest.name, manifest.revision)
+        self.directory = cache.model_dir(manifest.name, manifest.revision)
+        self.notes: list[str] = []
+
+    # ---------------------------------------------------------------- plan
+    def _is_cached(self, entry: FileEntry, recorded: dict) -> bool:
+        """A final-path file whose stat matches a record covering today's manifest digests."""
+        path = self.cache.final_path(self.m.name, self.m.revision, entry.path)
+        try:
+            stat = Stat.of(path)
+        except FileNotFoundError:
+            return False
+        record = recorded.get(entry.path)
+        digests = (record or {}).get("digests") or {}
+        if Records.unchanged(record, stat) and all(digests.get(d.alg) == d.hex for d in entry.digests) \
+                and digests and (entry.size is None or entry.size == stat.size):
+            return True
+        # A file at the final path that we cannot vouch for by its record: check it fully.
+        verdict, new = verify_file(entry, path, record, full=True)
+        if verdict.status == "ok":
+            self.records.update({entry.path: new})
+            return True
+        rejected = self.cache.part_path(self.m.name, self.m.revision, entry.path + ".rejected")
+        rejected.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, rejected)
+        self.notes.append(f"{entry.path}: the cached copy failed verification ({verdict.message}); "
+                          f"moved to {rejected} and fetched again")
+        return False
+
+    def plan(self) -> tuple[list[FileOutcome], list[FileEntry]]:
+        recorded = self.records.files()
+        cached, todo = [], []
+        for entry in self.m.files:
+            if self._is_cached(entry, recorded):
+                cached.append(FileOutcome(entry.path, "cached", size=entry.size or
+                                          Stat.of(self.cache.final_path(self.m.name, self.m.revision,
+                                                                        entry.path)).size))
+            else:
+                todo.append(entry)
+        return cached, todo
+
+    # ---------------------------------------------------------------- preflight
+    def ask_hub(self, todo: list[FileEntry]) -> dict[str, RemoteFile]:
+        with ThreadPoolExecutor(max_workers=min(8, self.jobs * 2)) as pool:
+            remotes = list(pool.map(lambda e: self.client.head(self.m.repo, self.m.revision, e.path), todo))
+        problems = []
+        for entry, remote in zip(todo, remotes):
+            problems += self._disagreements(entry, remote)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise HubMismatchError(f"the hub disagrees with the manifest {self.m.origin}: "
+                                   f"{problems[0]}{more}; nothing was downloaded")
+        return {e.path: r for e, r in zip(todo, remotes)}
+
+    def _disagreements(self, entry: FileEntry, remote: RemoteFile) -> list[str]:
+        out = []
+        if entry.size is not None and remote.size is not None and entry.size != remote.size:
+            out.append(f"{entry.path}: size {remote.size} on the hub, {entry.size} in the manifest")
+        for alg, hexd in remote.hub_digests.items():
+            mine = entry.digest(alg)
+            if mine and mine.hex != hexd:
+                out.append(f"{entry.path}: {alg} {hexd} on the hub, {mine.hex} in the manifest "
+                           f"(source {mine.source})")
+        if self.m.pinned and remote.commit and remote.commit != self.m.revision:
+            out.append(f"{entry.path}: the hub served commit {remote.commit}, the manifest pins {self.m.revision}")
+        if self.m.commit and remote.commit and not remote.commit.startswith(self.m.commit):
+            self.notes.append(f"{self.m.revision} now resolves to {remote.commit}, not {self.m.commit} "
+                              f"as the manifest expects; files are still checked against its digests")
+        return out
+
+    def check_space(self, todo: list[FileEntry], remotes: dict[str, RemoteFile]) -> None:
+        need = 0
+        for entry in todo:
+            size = entry.size if entry.size is not None else remotes[entry.path].size or entry.size_approx or 0
+            part = PartFile(self.cache.part_path(self.m.name, self.m.revision, entry.path))
+            need += max(0, size - part.size())
+        free = self.cache.free_bytes()
+        if need + SPACE_MARGIN > free:
+            raise DiskError(f"not enough disk space in {self.cache.root}: {_gb(need)} still to fetch, "
+                            f"{_gb(free)} free (keep {_gb(SPACE_MARGIN)} spare)")
+
+    # ---------------------------------------------------------------- fetch
+    def fetch(self, entry: FileEntry, remote: RemoteFile, wait: bool) -> FileOutcome | None:
+        """Fetch one file under its lock; None when another process holds it and wait is False."""
+        lock = self.cache.lock(self.m.name, self.m.revision, entry.path)
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return None
+        try:
+            if self._is_cached(entry, self.records.files()):
+                return FileOutcome(entry.path, "cached", size=entry.size or remote.size or 0,
+                                   message="fetched by another process")
+            return self._download(entry, remote)
+        except WeightsafeError as e:
+            return FileOutcome(entry.path, "failed", message=str(e), exit_code=e.exit_code)
+        finally:
+            lock.release()
+
+    def _expected(self, entry: FileEntry, remote: RemoteFile) -> tuple[Digest, ...]:
+        digests = list(entry.digests)
+        for alg, hexd in remote.hub_digests.items():
+            if not entry.digest(alg):
+                digests.append(Digest(alg, hexd, HUB_HEAD_SOURCE))
+        return tuple(digests)
+
+    def _download(self, entry: FileEntry, remote: RemoteFile) -> FileOutcome:
+        expected = self._expected(entry, remote)
+        if not expected:
+            raise IntegrityError(f"{entry.path}: no digest is known (not in the manifest, and the "
+                                 f"server gave none), so it cannot be verified; refusing to cache it")
+        size = entry.size if entry.size is not None else remote.size
+        part = PartFile(self.cache.part_path(self.m.name, self.m.revision, entry.path))
+        algs = tuple(d.alg for d in expected) + (FINGERPRINT_ALG,)
+        url = self.client.file_url(self.m.repo, self.m.revision, entry.path)
+        self.progress.file_start(entry.path, size)
+        result = download(self.client, url, part, algs, size, remote.etag,
+                          progress=lambda n: self.progress.advance(entry.path, n))
+        outcome = FileOutcome(entry.path, "downloaded", size=result.size, fetched=result.fetched,
+                              resumed_from=result.resumed_from, restarts=result.restarts)
+        outcome.checks = compare(expected, result.digests)
+        if size is not None and result.size != size:
+            part.discard()
+            raise IntegrityError(f"{entry.path}: received {result.size} bytes, expected {size}")
+        if not all(c.ok for c in outcome.checks):
+            part.discard()
+            self.progress.file_end(entry.path, "failed")
+            raise IntegrityError(explain(entry.path, outcome.checks) + "; the download was discarded")
+        final = self.cache.final_path(self.m.name, self.m.revision, entry.path)
+        try:
+            self.cache.commit(part.path, final)
+        except OSError as e:
+            raise DiskError(f"{entry.path}: cannot move into the cache: {e.strerror or e}") from None
+        part.discard()
+        record = Records.entry(Stat.of(final), result.digests[FINGERPRINT_ALG],
+                               {d.alg: d.hex for d in expected})
+        record["sources"] = {d.alg: d.source for d in expected}
+        self.records.update({entry.path: record})
+        self.progress.file_end(entry.path, "ok")
+        return outcome
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> PullReport:
+        start = time.monotonic()
+        cached, todo = self.plan()
+        report = PullReport(self.m.name, self.m.repo, self.m.revision, str(self.directory), cached,
+                            notes=self.notes)
+        if todo:
+            if self.client.offline:
+                raise OfflineError(f"{len(todo)} file(s) of {self.m.name} are not in the cache "
+                                   f"(first: {todo[0].path}) and offline mode is on")
+            remotes = self.ask_hub(todo)
+            self.check_space(todo, remotes)
+            total = sum((e.size if e.size is not None else remotes[e.path].size or 0) for e in todo)
+            self.progress.start(total, len(todo))
+            try:
+                report.files += self._fetch_all(todo, remotes)
+            finally:
+                self.progress.close()
+        self.records.update(name=self.m.name, repo=self.m.repo, revision=self.m.revision,
+                            pulled=sorted(set(self.records.load().get("pulled", [])) |
+                                          {f.path for f in report.files if f.status != "failed"}))
+        order = {e.path: i for i, e in enumerate(self.m.files)}
+        report.files.sort(key=lambda f: order.get(f.path, 0))
+        report.seconds = time.monotonic() - start
+        return report
+
+    def _fetch_all(self, todo: list[FileEntry], remotes: dict[str, RemoteFile]) -> list[FileOutcome]:
+        outcomes, deferred = [], []
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            first = list(pool.map(lambda e: (e, self.fetch(e, remotes[e.path], wait=False)), todo))
+            for entry, outcome in first:
+                (outcomes.append(outcome) if outcome else deferred.append(entry))
+            outcomes += list(pool.map(lambda e: self.fetch(e, remotes[e.path], wait=True), deferred))
+        return outcomes
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+__all__ = ["Puller", "PullReport", "FileOutcome", "HubError"]

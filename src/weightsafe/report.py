@@ -1,0 +1,73 @@
+"""Turn result objects into what a person or a pipeline reads: aligned text, or one JSON object."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .errors import WeightsafeError
+
+MARK = {"ok": "ok", "cached": "ok", "downloaded": "ok", "failed": "FAIL", "mismatch": "MISMATCH",
+        "missing": "MISSING", "wrong_size": "WRONG SIZE", "unexpected": "unexpected",
+        "unverifiable": "UNKNOWN", "error": "ERROR"}
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{n} B"
+
+
+def emit_json(obj: dict, stream=None) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False), file=stream or sys.stdout)
+
+
+def error_json(err: WeightsafeError | BaseException, exit_code: int) -> dict:
+    return {"ok": False, "error": {"type": type(err).__name__, "message": str(err), "exit_code": exit_code}}
+
+
+def pull_text(report, quiet: bool = False) -> list[str]:
+    lines = []
+    if not quiet:
+        lines.append(f"{report.name} @ {report.revision[:12]} -> {report.directory}")
+        for f in report.files:
+            detail = f.status
+            if f.status == "downloaded" and f.resumed_from:
+                detail += f", resumed at {size(f.resumed_from)}"
+            if f.restarts:
+                detail += f", restarted {f.restarts}x"
+            if f.message and f.status != "failed":
+                detail += f", {f.message}"
+            lines.append(f"  {MARK[f.status]:<4}  {f.path:<48} {size(f.size):>10}  {detail}")
+        for note in report.notes:
+            lines.append(f"  note: {note}")
+    for f in report.failures:
+        lines.append(f"error: {f.message}")
+    if not quiet or not report.ok:
+        counts = {s: sum(1 for f in report.files if f.status == s) for s in ("cached", "downloaded", "failed")}
+        lines.append(f"{len(report.files)} files: {counts['cached']} cached, {counts['downloaded']} downloaded, "
+                     f"{counts['failed']} failed; {size(report.bytes_fetched)} fetched in {report.seconds:.2f} s")
+    return lines
+
+
+def verify_text(report, quiet: bool = False) -> list[str]:
+    lines = []
+    if not quiet:
+        lines.append(f"{report.name}: {report.directory}")
+        for v in report.verdicts:
+            how = f"({v.method})" if v.method else ""
+            lines.append(f"  {MARK[v.status]:<10}  {v.path:<48} {size(v.actual_size):>10}  {how}")
+        for note in report.notes:
+            lines.append(f"  note: {note}")
+    shown = report.failures + [v for v in report.verdicts if v.status == "unexpected" and not quiet
+                               and v not in report.failures]
+    for v in shown:
+        lines.append(f"{'error' if v in report.failures else 'warning'}: {v.message}")
+    if not quiet or not report.ok:
+        bad = len(report.failures)
+        lines.append(f"{len(report.verdicts)} files: {'all ok' if not bad else f'{bad} failed'}; "
+                     f"{size(report.bytes_hashed)} hashed in {report.seconds:.2f} s")
+    return lines

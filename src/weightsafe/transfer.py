@@ -1,0 +1,178 @@
+"""Resumable download of one file into a ``.part`` file, hashing every byte as it arrives.
+
+Resume is bound to the validator the hub gave (Range + If-Range): if the server ignores the
+Range, or the ETag changed (a new upload), the part is started over, so bytes of two
+versions are never mixed. The bytes already on disk are re-read through the hashers before
+resuming (a local read, far cheaper than the network). A dropped or stalled connection
+(read timeout) is resumed from the current offset with backoff; an attempt that made progress
+does not count against the retry budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import requests
+import urllib3
+
+from .errors import DiskError, HubError
+from .hashing import MultiHasher, feed_file
+from .hub import HubClient, describe_http_error
+
+CHUNK = 1024 * 1024
+CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+STREAM_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                 requests.exceptions.Timeout, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+
+
+@dataclass
+class TransferResult:
+    digests: dict[str, str]
+    size: int
+    fetched: int       # bytes that came over the network in this run
+    resumed_from: int  # bytes reused from an earlier run
+    restarts: int      # times the part had to start over (Range ignored, ETag changed)
+
+
+class _Restart(Exception):
+    """The server sent a different representation; the part must start over."""
+
+
+class PartFile:
+    """A partial download and its state (the validator it was started with)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.state_path = Path(str(path) + ".json")
+
+    def state(self) -> dict:
+        try:
+            data = json.loads(self.state_path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def save_state(self, **state) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_path)
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def discard(self) -> None:
+        for p in (self.path, self.state_path):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
+             etag: str | None, progress: Callable[[int], None] | None = None,
+             max_attempts: int = 6, backoff: float = 0.5) -> TransferResult:
+    """Fetch ``url`` into ``part``, resuming what is there when it was started with ``etag``."""
+    state = part.state()
+    offset = part.size()
+    if offset and (state.get("etag") != etag or etag is None or (size is not None and offset > size)
+                   or state.get("size") != size):
+        part.discard()
+        offset = 0
+    part.path.parent.mkdir(parents=True, exist_ok=True)
+    part.save_state(etag=etag, size=size)
+    hasher = MultiHasher(algs, size)
+    if offset:
+        feed_file(part.path, hasher, limit=offset)
+        if progress:
+            progress(offset)
+    resumed_from, fetched, restarts, failures = offset, 0, 0, 0
+    while size is None or hasher.count < size:
+        before = hasher.count
+        try:
+            done = _attempt(client, url, part, hasher, etag, size, progress)
+            fetched += hasher.count - before
+            if done:
+                break
+        except _Restart as why:
+            fetched += hasher.count - before
+            restarts += 1
+            if progress:
+                progress(-hasher.count)
+            hasher = MultiHasher(algs, size)
+            with open(part.path, "wb"):
+                pass
+            if restarts > max_attempts:
+                raise HubError(f"{url}: the server kept changing the file ({why})") from None
+            continue
+        except STREAM_ERRORS as e:
+            fetched += hasher.count - before
+            failures = 0 if hasher.count > before else failures + 1
+            if failures >= max_attempts:
+                raise HubError(f"{url}: transfer failed {failures} times in a row at byte "
+                               f"{hasher.count}: {type(e).__name__}") from None
+            time.sleep(min(backoff * 2 ** failures, 10))
+            continue
+        except OSError as e:
+            raise DiskError(f"cannot write {part.path}: {e.strerror or e}") from None
+        if size is None:
+            break
+    return TransferResult(hasher.hexdigests(), hasher.count, fetched, resumed_from, restarts)
+
+
+def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, etag: str | None,
+             size: int | None, progress) -> bool:
+    """One GET from the current offset; returns True when the whole body arrived."""
+    offset = hasher.count
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        if etag:
+            headers["If-Range"] = etag
+    resp = client.request("GET", url, headers=headers, stream=True)
+    with resp:
+        if resp.status_code == 416 and size is not None and offset >= size:
+            return True
+        if resp.status_code >= 400:
+            raise describe_http_error(resp, url.rsplit("/", 1)[-1])
+        got_etag = resp.headers.get("ETag")
+        if etag and got_etag and _norm(got_etag) != _norm(etag):
+            raise _Restart(f"ETag changed from {etag} to {got_etag}")
+        expected_len = None
+        if resp.status_code == 206:
+            m = CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != offset or (size is not None and m.group(3) not in (str(size), "*")):
+                raise _Restart(f"bad Content-Range {resp.headers.get('Content-Range')!r} for offset {offset}")
+            expected_len = int(m.group(2)) - offset + 1
+        elif offset:
+            raise _Restart("the server ignored the Range request")
+        mode = "ab" if offset else "wb"
+        with open(part.path, mode) as fh:
+            received = 0
+            for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                if not chunk:
+                    continue
+                fh.write(chunk)
+                hasher.update(chunk)
+                received += len(chunk)
+                if progress:
+                    progress(len(chunk))
+                if size is not None and hasher.count > size:
+                    raise _Restart(f"the server sent more than the {size} bytes announced")
+        if expected_len is not None and received < expected_len:
+            raise requests.exceptions.ChunkedEncodingError(f"body ended after {received} of {expected_len} bytes")
+        return size is None or hasher.count >= size
+
+
+def _norm(etag: str) -> str:
+    etag = etag.strip()
+    return (etag[2:] if etag.startswith("W/") else etag).strip('"')
