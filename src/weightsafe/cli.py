@@ -22,9 +22,10 @@ from .report import emit_json, error_json, pull_text, size, verify_text
 INTERNAL_ERROR = 70
 
 
-def _say(lines: list[str], err: bool = False) -> None:
+def _say(lines: list[str]) -> None:
+    """Tables and summaries to stdout; 'error:' and 'warning:' lines to stderr."""
     for line in lines:
-        click.echo(line, err=err)
+        click.echo(line, err=line.startswith(("error:", "warning:")))
 
 
 def guarded(fn):
@@ -108,7 +109,7 @@ def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, cache_d
     if as_json:
         emit_json(report.to_dict())
     else:
-        _say(pull_text(report, quiet), err=not report.ok)
+        _say(pull_text(report, quiet))
     return report.exit_code
 
 
@@ -150,7 +151,7 @@ def verify(name, directory, manifest_path, full, strict, include, exclude, jobs,
     if as_json:
         emit_json(report.to_dict())
     else:
-        _say(verify_text(report, quiet), err=not report.ok)
+        _say(verify_text(report, quiet))
     return ExitCode.OK if report.ok else ExitCode.INTEGRITY
 
 

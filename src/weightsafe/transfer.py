@@ -21,7 +21,7 @@ from typing import Callable
 import requests
 import urllib3
 
-from .errors import DiskError, HubError
+from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
 from .hub import HubClient, describe_http_error
 
@@ -155,12 +155,19 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, e
             expected_len = int(m.group(2)) - offset + 1
         elif offset:
             raise _Restart("the server ignored the Range request")
+        else:
+            announced = resp.headers.get("Content-Length")
+            if size is not None and announced is not None and announced.isdigit() and int(announced) != size:
+                raise IntegrityError(f"{url.rsplit('/', 1)[-1]}: the server announced {announced} bytes, "
+                                     f"expected {size}; refusing a different file")
         mode = "ab" if offset else "wb"
         with open(part.path, mode) as fh:
             received = 0
-            for chunk in resp.raw.stream(CHUNK, decode_content=False):
+            while True:
+                # read1: whatever has arrived (up to CHUNK), so progress is written as it comes
+                chunk = resp.raw.read1(CHUNK, decode_content=False)
                 if not chunk:
-                    continue
+                    break
                 fh.write(chunk)
                 hasher.update(chunk)
                 received += len(chunk)
