@@ -17,7 +17,7 @@ from . import __version__, catalog
 from .cache import Cache
 from .errors import ExitCode, UsageError, WeightsafeError
 from .progress import LineProgress, Progress, TqdmProgress
-from .report import emit_json, error_json, pull_text, size, verify_text
+from .report import check_text, emit_json, error_json, pull_text, size, verify_text
 
 INTERNAL_ERROR = 70
 
@@ -71,6 +71,11 @@ def output_options(fn):
     return click.option("--quiet", "-q", is_flag=True, help="Print only errors.")(fn)
 
 
+def device_option(fn):
+    return click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
+                         help="Where the load check loads tensors (auto: CUDA when available).")(fn)
+
+
 def _progress(quiet: bool, as_json: bool) -> Progress:
     if quiet or as_json:
         return Progress()
@@ -92,10 +97,13 @@ def main():
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Files fetched at once.")
 @click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never use the network.")
+@click.option("--check", "then_check", is_flag=True, help="Run the load check after a successful pull.")
+@device_option
 @cache_option
 @output_options
 @guarded
-def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, cache_dir, quiet, as_json):
+def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_check, device, cache_dir, quiet,
+         as_json):
     """Fetch NAME (a manifest name, or ORG/REPO[@REV]) into the cache and verify every byte."""
     from .hub import HubClient, offline_from_env, resolve_token
     from .pull import Puller
@@ -106,11 +114,18 @@ def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, cache_d
     if not manifest.files:
         raise UsageError(f"{name}: no file matches --include {list(include)} / --exclude {list(exclude)}")
     report = Puller(manifest, cache, client, jobs, _progress(quiet, as_json)).run()
+    checked = None
+    if then_check and report.ok:
+        from .loadcheck import check as load_check
+
+        checked = load_check(Path(report.directory), manifest, device=device)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "check": checked.to_dict() if checked else None})
     else:
         _say(pull_text(report, quiet))
-    return report.exit_code
+        if checked:
+            _say(check_text(checked, quiet))
+    return report.exit_code or (checked.exit_code if checked else ExitCode.OK)
 
 
 @main.command()
@@ -153,6 +168,44 @@ def verify(name, directory, manifest_path, full, strict, include, exclude, jobs,
     else:
         _say(verify_text(report, quiet))
     return ExitCode.OK if report.ok else ExitCode.INTEGRITY
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Check this directory instead of the cache.")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), help="Use this manifest file.")
+@click.option("--structure-only", is_flag=True, help="Headers, pickle scan, index and config only; load nothing.")
+@click.option("--numerics", is_flag=True, help="Also count NaN/Inf values per tensor (reads every value).")
+@device_option
+@cache_option
+@output_options
+@guarded
+def check(name, directory, manifest_path, structure_only, numerics, device, cache_dir, quiet, as_json):
+    """Prove the weights of NAME (or --dir DIR) are usable: headers, pickle safety, index, config, load."""
+    from .loadcheck import check as load_check
+
+    cache = Cache(cache_dir)
+    manifest = catalog.resolve(name, cache, manifest_path) if (name or manifest_path) else None
+    if directory:
+        target = Path(directory)
+        if not target.is_dir():
+            raise UsageError(f"--dir {directory}: not a directory")
+    elif manifest is None:
+        raise UsageError("name a model, or pass --dir DIR")
+    else:
+        target = cache.model_dir(manifest.name, manifest.revision)
+        if not target.is_dir():
+            raise UsageError(f"{manifest.name} is not in the cache; run `weightsafe pull {manifest.name}`")
+        pulled = cache.records(manifest.name, manifest.revision).load().get("pulled")
+        if pulled:
+            manifest = manifest.select(include=pulled)
+    report = load_check(target, manifest, name=name or "", device=device, load=not structure_only,
+                        numerics=numerics)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _say(check_text(report, quiet))
+    return report.exit_code
 
 
 @main.command(name="list")

@@ -71,3 +71,31 @@ def verify_text(report, quiet: bool = False) -> list[str]:
         lines.append(f"{len(report.verdicts)} files: {'all ok' if not bad else f'{bad} failed'}; "
                      f"{size(report.bytes_hashed)} hashed in {report.seconds:.2f} s")
     return lines
+
+
+def check_text(report, quiet: bool = False) -> list[str]:
+    lines = []
+    if not quiet:
+        files = sum(len(v) for v in report.formats.values())
+        fmts = ", ".join(f"{len(v)} {k}" for k, v in report.formats.items()) or "none"
+        lines.append(f"{report.name}: {report.directory}")
+        lines.append(f"  structure: {files} weight file(s) ({fmts}), {report.tensors} tensors, "
+                     f"{report.parameters / 1e6:.2f} M parameters, {size(report.bytes)}; "
+                     f"{report.structure_seconds * 1000:.0f} ms")
+        if report.load:
+            ld = report.load
+            mix = ", ".join(f"{k} {v / max(ld.parameters, 1):.0%}" for k, v in ld.dtypes.items())
+            lines.append(f"  load on {ld.device}: {ld.tensors} tensors, {size(ld.bytes)} in {ld.seconds:.2f} s "
+                         f"({size(int(ld.throughput))}/s); dtypes {mix}")
+            if ld.peak_device_bytes is not None:
+                lines.append(f"  peak device memory: {size(ld.peak_device_bytes)}")
+            if ld.fits is not None:
+                lines.append(f"  whole model {'fits' if ld.fits else 'does NOT fit'} in the "
+                             f"{size(ld.free_device_bytes)} free on {ld.device}")
+        for note in report.notes:
+            lines.append(f"  note: {note}")
+    for p in report.problems:
+        lines.append(f"error: {'UNSAFE: ' if p.unsafe else ''}{p}")
+    if not quiet or not report.ok:
+        lines.append("check passed" if report.ok else f"check failed: {len(report.problems)} problem(s)")
+    return lines
