@@ -48,7 +48,10 @@ class Fault:
     where: str = "middle"
     seconds: float = 30.0
     bps: int = 0
+    chunk: int = 0  # bytes per write (0: 64 KiB, or bps / 20 when throttled)
+    skip: int = 0  # matching requests to let through untouched before the fault applies
     hits: int = 0
+    seen: int = 0
 
     def matches(self, host: str, path: str) -> bool:
         return (self.host in ("*", host) and fnmatch.fnmatch(path, self.path)
@@ -107,6 +110,9 @@ class HubState:
         with self.lock:
             for f in self.faults:
                 if f.kind in kinds and f.matches(host, path):
+                    f.seen += 1
+                    if f.seen <= f.skip:
+                        continue
                     f.hits += 1
                     return f
         return None
@@ -366,7 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
         drop = state.take_fault(host, name, ("drop", "truncate"))
         limit = min(drop.after, len(body)) if drop else len(body)
         throttle = next((f for f in state.faults if f.kind == "throttle" and f.matches(host, name)), None)
-        self._write(body[:limit], throttle.bps if throttle else 0)
+        self._write(body[:limit], throttle.bps if throttle else 0, throttle.chunk if throttle else 0)
         if drop:
             self.wfile.flush()
             if drop.kind == "drop":
@@ -376,8 +382,8 @@ class _Handler(BaseHTTPRequestHandler):
                     pass
             self.close_connection = True
 
-    def _write(self, body: bytes, bps: int) -> None:
-        step = 64 * 1024 if not bps else max(1024, bps // 20)
+    def _write(self, body: bytes, bps: int, chunk: int = 0) -> None:
+        step = chunk or (64 * 1024 if not bps else max(1024, bps // 20))
         view = memoryview(body)
         for i in range(0, len(body), step):
             if self.state.stopping.is_set():

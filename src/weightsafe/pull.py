@@ -24,10 +24,10 @@ from .hub import HubClient, RemoteFile
 from .manifest import Digest, FileEntry, Manifest
 from .progress import NullProgress, Progress
 from .transfer import PartFile, download
-from .verify import compare, expected_digests, explain, verify_file
+from .verify import compare, explain, verify_file
 
 HUB_HEAD_SOURCE = "hub-head"
-SPACE_MARGIN = 64 * 1024 * 1024
+SPACE_MARGIN = 64 * 1024 * 1024  # never fill a disk to the last byte: keep min(this, 5% of the pull)
 
 
 @dataclass
@@ -172,9 +172,10 @@ class Puller:
             part = PartFile(self.cache.part_path(self.m.name, self.m.revision, entry.path))
             need += max(0, size - part.size())
         free = self.cache.free_bytes()
-        if need + SPACE_MARGIN > free:
+        margin = min(SPACE_MARGIN, need // 20)
+        if need + margin > free:
             raise DiskError(f"not enough disk space in {self.cache.root}: {_gb(need)} still to fetch, "
-                            f"{_gb(free)} free (keep {_gb(SPACE_MARGIN)} spare)")
+                            f"{_gb(free)} free (keeping {_gb(margin)} spare)")
 
     # ---------------------------------------------------------------- fetch
     def fetch(self, entry: FileEntry, remote: RemoteFile, wait: bool) -> FileOutcome | None:

@@ -23,7 +23,7 @@ import urllib3
 
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
-from .hub import HubClient, describe_http_error
+from .hub import HubClient, _reason, describe_http_error
 
 CHUNK = 1024 * 1024
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -41,7 +41,15 @@ class TransferResult:
 
 
 class _Restart(Exception):
-    """The server sent a different representation; the part must start over."""
+    """The server sent a different representation; the part must start over.
+
+    ``etag`` is the validator of what the server now serves, when it said: later attempts bind
+    to it, and the digests decide whether that new content is acceptable (usually not).
+    """
+
+    def __init__(self, why: str, etag: str | None = None):
+        super().__init__(why)
+        self.etag = etag
 
 
 class PartFile:
@@ -79,47 +87,58 @@ class PartFile:
 
 
 def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
-             etag: str | None, progress: Callable[[int], None] | None = None,
+             expect: str | None, progress: Callable[[int], None] | None = None,
              max_attempts: int = 6, backoff: float = 0.5) -> TransferResult:
-    """Fetch ``url`` into ``part``, resuming what is there when it was started with ``etag``."""
+    """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
+    ETag at HEAD time): a part begun for another version, or another size, starts over."""
     state = part.state()
     offset = part.size()
-    if offset and (state.get("etag") != etag or etag is None or (size is not None and offset > size)
-                   or state.get("size") != size):
+    if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
+                   or (size is not None and offset > size)):
         part.discard()
         offset = 0
+    validator = state.get("validator") if offset else None
     part.path.parent.mkdir(parents=True, exist_ok=True)
-    part.save_state(etag=etag, size=size)
+    part.save_state(expect=expect, size=size, validator=validator)
     hasher = MultiHasher(algs, size)
     if offset:
         feed_file(part.path, hasher, limit=offset)
         if progress:
             progress(offset)
     resumed_from, fetched, restarts, failures = offset, 0, 0, 0
+
+    def remember(new: str | None) -> None:
+        """Bind later resumes to the validator of what the server is sending now."""
+        nonlocal validator
+        if new != validator:
+            validator = new
+            part.save_state(expect=expect, size=size, validator=validator)
+
     while size is None or hasher.count < size:
         before = hasher.count
         try:
-            done = _attempt(client, url, part, hasher, etag, size, progress)
+            done = _attempt(client, url, part, hasher, validator, size, progress, remember)
             fetched += hasher.count - before
             if done:
                 break
         except _Restart as why:
             fetched += hasher.count - before
             restarts += 1
+            if restarts > max_attempts:
+                raise HubError(f"{url}: the server kept changing the file ({why})") from None
+            remember(why.etag)
             if progress:
                 progress(-hasher.count)
             hasher = MultiHasher(algs, size)
             with open(part.path, "wb"):
                 pass
-            if restarts > max_attempts:
-                raise HubError(f"{url}: the server kept changing the file ({why})") from None
             continue
         except STREAM_ERRORS as e:
             fetched += hasher.count - before
             failures = 0 if hasher.count > before else failures + 1
             if failures >= max_attempts:
                 raise HubError(f"{url}: transfer failed {failures} times in a row at byte "
-                               f"{hasher.count}: {type(e).__name__}") from None
+                               f"{hasher.count}: {_reason(e)}") from None
             time.sleep(min(backoff * 2 ** failures, 10))
             continue
         except OSError as e:
@@ -129,37 +148,39 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
     return TransferResult(hasher.hexdigests(), hasher.count, fetched, resumed_from, restarts)
 
 
-def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, etag: str | None,
-             size: int | None, progress) -> bool:
+def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, validator: str | None,
+             size: int | None, progress, remember: Callable[[str | None], None]) -> bool:
     """One GET from the current offset; returns True when the whole body arrived."""
     offset = hasher.count
     headers = {"Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-        if etag:
-            headers["If-Range"] = etag
+        if validator:
+            headers["If-Range"] = validator
     resp = client.request("GET", url, headers=headers, stream=True)
     with resp:
         if resp.status_code == 416 and size is not None and offset >= size:
             return True
         if resp.status_code >= 400:
             raise describe_http_error(resp, url.rsplit("/", 1)[-1])
-        got_etag = resp.headers.get("ETag")
-        if etag and got_etag and _norm(got_etag) != _norm(etag):
-            raise _Restart(f"ETag changed from {etag} to {got_etag}")
-        expected_len = None
+        got = resp.headers.get("ETag")
         if resp.status_code == 206:
             m = CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != offset or (size is not None and m.group(3) not in (str(size), "*")):
                 raise _Restart(f"bad Content-Range {resp.headers.get('Content-Range')!r} for offset {offset}")
+            if validator and got and _norm(got) != _norm(validator):
+                raise _Restart(f"a range of another version (ETag {got}, resuming {validator})", got)
             expected_len = int(m.group(2)) - offset + 1
         elif offset:
-            raise _Restart("the server ignored the Range request")
+            raise _Restart("the server ignored the Range request, or the file changed (ETag "
+                           f"{validator} -> {got})", got)
         else:
+            expected_len = None
             announced = resp.headers.get("Content-Length")
             if size is not None and announced is not None and announced.isdigit() and int(announced) != size:
                 raise IntegrityError(f"{url.rsplit('/', 1)[-1]}: the server announced {announced} bytes, "
                                      f"expected {size}; refusing a different file")
+            remember(got)
         mode = "ab" if offset else "wb"
         with open(part.path, mode) as fh:
             received = 0
