@@ -50,6 +50,7 @@ def env(hub, replica_manifests, tmp_path, monkeypatch) -> dict:
         "WEIGHTSAFE_CACHE": str(tmp_path / "cache"),
         "WEIGHTSAFE_MANIFEST_PATH": str(replica_manifests),
         "WEIGHTSAFE_READ_TIMEOUT": "2",
+        "WEIGHTSAFE_BACKOFF": "0.05",
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "HF_HUB_DISABLE_TELEMETRY": "1",
     }

@@ -413,6 +413,17 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client hanging up (as clients killed by tests do) is normal; other errors print."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class HubReplica:
     """Starts the hub, CDN and a third 'other host' server; use as a context manager."""
 
@@ -424,8 +435,7 @@ class HubReplica:
 
     def _make(self, role: str, port: int = 0) -> ThreadingHTTPServer:
         handler = type(f"{role}Handler", (_Handler,), {"state": self.state, "role": role})
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", port), handler)
         self._servers.append(server)
         return server
 

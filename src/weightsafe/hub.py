@@ -55,6 +55,19 @@ def resolve_token() -> str | None:
         return None
 
 
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HubError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise HubError(f"{name}={raw!r} must not be negative")
+    return value
+
+
 def offline_from_env() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -123,18 +136,17 @@ class HubClient:
     """A requests session bound to one endpoint and token, with retries and safe redirects."""
 
     def __init__(self, endpoint: str | None = None, token: str | None = None, offline: bool = False,
-                 connect_timeout: float = 10.0, read_timeout: float | None = None, retries: int = 5,
-                 backoff: float = 0.5):
+                 connect_timeout: float = 10.0, read_timeout: float | None = None, retries: int | None = None,
+                 backoff: float | None = None):
         self.endpoint = resolve_endpoint(endpoint)
         self.token = token
         self.offline = offline
-        env_timeout = os.environ.get("WEIGHTSAFE_READ_TIMEOUT")
-        self.timeout = (connect_timeout, read_timeout or float(env_timeout or 30.0))
-        self.retries = retries
-        self.backoff = backoff
+        self.timeout = (connect_timeout, read_timeout or _env_number("WEIGHTSAFE_READ_TIMEOUT", 30.0))
+        self.retries = retries if retries is not None else int(_env_number("WEIGHTSAFE_RETRIES", 5))
+        self.backoff = backoff if backoff is not None else _env_number("WEIGHTSAFE_BACKOFF", 0.5)
         self.session = requests.Session()
-        retry = _CappedRetry(total=retries, connect=retries, read=0, status=retries, other=0,
-                      backoff_factor=backoff, backoff_max=30,
+        retry = _CappedRetry(total=self.retries, connect=self.retries, read=0, status=self.retries, other=0,
+                      backoff_factor=self.backoff, backoff_max=30,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       respect_retry_after_header=True, raise_on_status=False, redirect=0)
         adapter = HTTPAdapter(max_retries=retry, pool_connections=32, pool_maxsize=32)
@@ -239,6 +251,7 @@ KNOWN_REASONS = (("Connection refused", "connection refused"), ("Read timed out"
                  ("Connection reset", "connection reset"), ("Name or service not known", "unknown host"),
                  ("Temporary failure in name resolution", "DNS lookup failed"),
                  ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+                 ("IncompleteRead", "the connection closed before the body ended"),
                  ("Max retries exceeded", "too many failed attempts"))
 
 

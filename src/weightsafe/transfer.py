@@ -88,7 +88,7 @@ class PartFile:
 
 def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
              expect: str | None, progress: Callable[[int], None] | None = None,
-             max_attempts: int = 6, backoff: float = 0.5) -> TransferResult:
+             max_attempts: int | None = None, backoff: float | None = None) -> TransferResult:
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
     ETag at HEAD time): a part begun for another version, or another size, starts over."""
     state = part.state()
@@ -106,6 +106,8 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
         if progress:
             progress(offset)
     resumed_from, fetched, restarts, failures = offset, 0, 0, 0
+    max_attempts = max_attempts if max_attempts is not None else client.retries + 1
+    backoff = backoff if backoff is not None else client.backoff
 
     def remember(new: str | None) -> None:
         """Bind later resumes to the validator of what the server is sending now."""
