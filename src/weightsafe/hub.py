@@ -118,10 +118,14 @@ class RemoteEntry:
     git_sha1: str | None
 
 
-def describe_http_error(resp: requests.Response, what: str) -> HubError:
+def describe_http_error(resp: requests.Response, what: str, endpoint: str | None = None) -> HubError:
+    """One line for an HTTP error; ``endpoint`` tells a refusal by the hub from one by its CDN."""
     code = resp.status_code
     reason = resp.headers.get("X-Error-Message") or resp.reason or ""
     err = resp.headers.get("X-Error-Code", "")
+    if code in (401, 403) and endpoint and origin(resp.url) != origin(endpoint):
+        return HubError(f"{what}: the download host {origin(resp.url)[1]} refused the redirect (HTTP {code}); "
+                        f"its signed URL may have expired: run the pull again")
     if code in (401, 403):
         hint = "the repo is gated, private or missing: set HF_TOKEN or run `hf auth login`"
         return HubError(f"{what}: HTTP {code} {err or reason}; {hint}")
@@ -172,19 +176,21 @@ class HubClient:
 
     # ---------------------------------------------------------------- requests
     def request(self, method: str, url: str, follow: str = "all", headers: dict | None = None,
-                stream: bool = False) -> requests.Response:
+                stream: bool = False, what: str | None = None) -> requests.Response:
         """One request with manual redirects. ``follow``: 'all', or 'same-host' to stop at a
-        redirect that leaves the endpoint's origin (that response is returned, as HEAD needs)."""
+        redirect that leaves the endpoint's origin (that response is returned, as HEAD needs).
+        ``what`` names the request in error messages (default: the URL)."""
         self._guard()
+        what = what or url
         seen = set()
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 resp = self.session.request(method, url, headers=self._headers_for(url, headers),
                                             allow_redirects=False, stream=stream, timeout=self.timeout)
             except requests.exceptions.RetryError as e:
-                raise HubError(f"{url}: gave up after {self.retries} retries ({_reason(e)})") from None
+                raise HubError(f"{what}: gave up after {self.retries} retries ({_reason(e)})") from None
             except requests.exceptions.RequestException as e:
-                raise HubError(f"{url}: {_reason(e)}") from None
+                raise HubError(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
             if resp.status_code not in (301, 302, 303, 307, 308):
                 return resp
             location = resp.headers.get("Location")
@@ -195,15 +201,15 @@ class HubClient:
                 return resp
             resp.close()
             if nxt in seen:
-                raise HubError(f"{url}: redirect loop at {nxt}")
+                raise HubError(f"{what}: redirect loop at {nxt}")
             seen.add(nxt)
             url = nxt
-        raise HubError(f"{url}: more than {MAX_REDIRECTS} redirects")
+        raise HubError(f"{what}: more than {MAX_REDIRECTS} redirects")
 
     def head(self, repo: str, revision: str, path: str) -> RemoteFile:
         """HEAD a resolve URL: size, ETag, LFS sha256 and commit, without following the CDN."""
         url = self.file_url(repo, revision, path)
-        resp = self.request("HEAD", url, follow="same-host")
+        resp = self.request("HEAD", url, follow="same-host", what=f"{repo}@{revision[:12]}: {path}")
         resp.close()
         if resp.status_code >= 400:
             raise describe_http_error(resp, f"{repo}@{revision}: {path}")

@@ -213,7 +213,7 @@ class Puller:
         url = self.client.file_url(self.m.repo, self.m.revision, entry.path)
         self.progress.file_start(entry.path, size)
         result = download(self.client, url, part, algs, size, remote.etag,
-                          progress=lambda n: self.progress.advance(entry.path, n))
+                          progress=lambda n: self.progress.advance(entry.path, n), label=entry.path)
         outcome = FileOutcome(entry.path, "downloaded", size=result.size, fetched=result.fetched,
                               resumed_from=result.resumed_from, restarts=result.restarts)
         outcome.checks = compare(expected, result.digests)

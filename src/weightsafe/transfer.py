@@ -88,7 +88,7 @@ class PartFile:
 
 def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
              expect: str | None, progress: Callable[[int], None] | None = None,
-             max_attempts: int | None = None, backoff: float | None = None) -> TransferResult:
+             max_attempts: int | None = None, backoff: float | None = None, label: str | None = None) -> TransferResult:
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
     ETag at HEAD time): a part begun for another version, or another size, starts over."""
     state = part.state()
@@ -106,6 +106,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
         if progress:
             progress(offset)
     resumed_from, fetched, restarts, failures = offset, 0, 0, 0
+    label = label or url.rsplit("/", 1)[-1]
     max_attempts = max_attempts if max_attempts is not None else client.retries + 1
     backoff = backoff if backoff is not None else client.backoff
 
@@ -119,7 +120,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
     while size is None or hasher.count < size:
         before = hasher.count
         try:
-            done = _attempt(client, url, part, hasher, validator, size, progress, remember)
+            done = _attempt(client, url, part, hasher, validator, size, progress, remember, label)
             fetched += hasher.count - before
             if done:
                 break
@@ -127,7 +128,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             fetched += hasher.count - before
             restarts += 1
             if restarts > max_attempts:
-                raise HubError(f"{url}: the server kept changing the file ({why})") from None
+                raise HubError(f"{label}: the server kept changing the file ({why})") from None
             remember(why.etag)
             if progress:
                 progress(-hasher.count)
@@ -139,7 +140,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             fetched += hasher.count - before
             failures = 0 if hasher.count > before else failures + 1
             if failures >= max_attempts:
-                raise HubError(f"{url}: transfer failed {failures} times in a row at byte "
+                raise HubError(f"{label}: transfer failed {failures} times in a row at byte "
                                f"{hasher.count}: {_reason(e)}") from None
             time.sleep(min(backoff * 2 ** failures, 10))
             continue
@@ -151,7 +152,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
 
 
 def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, validator: str | None,
-             size: int | None, progress, remember: Callable[[str | None], None]) -> bool:
+             size: int | None, progress, remember: Callable[[str | None], None], label: str) -> bool:
     """One GET from the current offset; returns True when the whole body arrived."""
     offset = hasher.count
     headers = {"Accept-Encoding": "identity"}
@@ -159,12 +160,12 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
         headers["Range"] = f"bytes={offset}-"
         if validator:
             headers["If-Range"] = validator
-    resp = client.request("GET", url, headers=headers, stream=True)
+    resp = client.request("GET", url, headers=headers, stream=True, what=label)
     with resp:
         if resp.status_code == 416 and size is not None and offset >= size:
             return True
         if resp.status_code >= 400:
-            raise describe_http_error(resp, url.rsplit("/", 1)[-1])
+            raise describe_http_error(resp, label, client.endpoint)
         got = resp.headers.get("ETag")
         if resp.status_code == 206:
             m = CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", ""))
@@ -180,7 +181,7 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
             expected_len = None
             announced = resp.headers.get("Content-Length")
             if size is not None and announced is not None and announced.isdigit() and int(announced) != size:
-                raise IntegrityError(f"{url.rsplit('/', 1)[-1]}: the server announced {announced} bytes, "
+                raise IntegrityError(f"{label}: the server announced {announced} bytes, "
                                      f"expected {size}; refusing a different file")
             remember(got)
         mode = "ab" if offset else "wb"
