@@ -151,7 +151,7 @@ def main():
         bench_pull_verify(args, table)
     if "check" in args.only:
         bench_check(args, table)
-    print(f"| what | time | throughput | ratio to the reference above |\n|---|---|---|---|")
+    print("| what | time | throughput | ratio to the reference above |\n|---|---|---|---|")
     for r in table:
         print("| " + " | ".join(r) + " |")
 

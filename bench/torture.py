@@ -11,7 +11,6 @@ final cache path; 0 tracebacks; 0 Authorization headers at another host.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import resource

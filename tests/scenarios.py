@@ -159,7 +159,7 @@ def malformed_manifests() -> dict[str, str | bytes]:
         "files: file and directory": GOOD + '\n[[files]]\npath = "a.bin/inner"\n',
         "files: empty": GOOD.split("[[files]]")[0] + "files = []\n",
         "files: missing path": _sub('path = "a.bin"\n', ""),
-        "digest: listed twice": _sub(f'source = "card" }}]', f'source = "card" }}, {{ alg = "md5", hex = "{MD5}", '
+        "digest: listed twice": _sub('source = "card" }]', f'source = "card" }}, {{ alg = "md5", hex = "{MD5}", '
                                                              f'source = "card" }}]'),
         "digest: undeclared source": _sub('source = "card" }', 'source = "blog" }'),
         "digest: unknown field": _sub('source = "card" }', 'source = "card", note = "x" }'),

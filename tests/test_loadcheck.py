@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests import hostile
-from tests.conftest import model_dir
+
 
 SEEDS = ["codefuse-34b", "granite-8b-code-instruct-4k", "granite-3.0-1b-a400m-instruct",
          "granite-3.0-2b-instruct", "octocoder", "starcoder-gpteacher-code-instruct"]

@@ -52,17 +52,7 @@ def test_a_manifest_round_trips_through_toml():
     assert again.files == m.files and again.sources == m.sources and again.revision == m.revision
 
 
-GOOD = '''schema = 1
-name = "m"
-repo = "org/m"
-revision = "main"
-[sources]
-card = "the card"
-[[files]]
-path = "a.bin"
-size = 3
-digests = [{ alg = "md5", hex = "900150983cd24fb0d6963f7d28e17f72", source = "card" }]
-'''
+from tests.scenarios import GOOD  # noqa: E402  (one valid manifest, shared with the bad-input corpus)
 
 
 @pytest.mark.parametrize("text, field, reason", [

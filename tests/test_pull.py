@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -265,3 +264,10 @@ def test_bad_input_is_one_line_and_a_documented_exit_code(env, tmp_path):
         res = run_ws(*args, env=env)
         assert res.code == code, (args, res)
         assert res.err.strip().count("\n") == 0 or res.err.startswith("Usage:"), (args, res)
+
+
+def test_verify_after_a_failed_pull_reports_the_failed_file_missing(ws, hub):
+    hub.state.fault("corrupt", host="cdn", path="model-00002-of-00002.safetensors", times=None)
+    assert ws("pull", "granite-3.0-2b-instruct").code == 1
+    res = ws("verify", "granite-3.0-2b-instruct")
+    assert res.code == 1 and "model-00002-of-00002.safetensors: missing" in res.err

@@ -173,14 +173,44 @@ def test_disk_full_mid_download_is_exit_4_and_a_later_pull_completes(env, hub, s
 def small_fs(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
                       capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (RLIMIT_FSIZE test covers disk full)")
+        pytest.skip("cannot mount a tmpfs here (the RLIMIT_FSIZE test still covers a full disk)")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_too_little_free_space_is_refused_before_downloading(ws, hub, small_fs):
+    (small_fs / "filler").write_bytes(bytes(3 * 1024 * 1024))  # 1 MB left, the model needs 2.7
     res = ws("pull", "octocoder", "--cache-dir", str(small_fs / "cache"))
     assert res.code == 4 and "not enough disk space" in res.err
     assert hub.state.bytes_served("cdn") == 0
+
+
+def test_a_disk_that_fills_up_mid_pull_is_exit_4_and_the_cache_survives(env, hub, seeds, small_fs):
+    import time
+
+    from tests.conftest import popen_ws
+
+    env = {**env, "WEIGHTSAFE_CACHE": str(small_fs / "cache")}
+    hub.state.fault("throttle", host="cdn", times=None, bps=300_000)
+    proc = popen_ws("pull", "octocoder", "--include", "*.safetensors", env=env)
+    deadline = time.monotonic() + 30
+    while hub.state.bytes_served("cdn") < 100_000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open(small_fs / "filler", "wb") as fh:  # someone else fills the disk under the pull
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+        except OSError:
+            pass
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4, err
+    assert "Traceback" not in err and "No space left" in err
+    r = seeds["octocoder"]
+    d = small_fs / "cache" / "models" / "octocoder" / r.commit
+    assert all(p.read_bytes() == r.files[p.name] for p in d.glob("*")) if d.exists() else True
+    (small_fs / "filler").unlink()
+    hub.state.faults.clear()
+    res = run_ws("pull", "octocoder", "--include", "*.safetensors", env=env)
+    assert res.code == 0, res

@@ -47,6 +47,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def read_json_object(path: Path) -> dict:
+    """A JSON object from ``path``, or {} when it is missing or unreadable (state files are hints)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so a reader sees the old or the new file, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,11 +100,7 @@ class Records:
         self._lock = FileLock(str(path) + ".lock")
 
     def load(self) -> dict:
-        try:
-            data = json.loads(self.path.read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        return read_json_object(self.path)
 
     def files(self) -> dict[str, dict]:
         files = self.load().get("files", {})

@@ -18,7 +18,7 @@ from pathlib import Path
 import platformdirs
 
 from . import manifest as mf
-from .cache import Cache, atomic_write, slug
+from .cache import Cache, atomic_write, read_json_object, slug
 from .errors import ManifestError, OfflineError, UsageError
 from .hub import HubClient
 
@@ -105,10 +105,7 @@ def _pinned_path(cache: Cache, repo: str, commit: str) -> Path:
 
 def pinned(cache: Cache, repo: str, rev: str | None) -> mf.Manifest | None:
     """A manifest pinned by an earlier pull of ``repo`` at ``rev`` (latest pull when rev is None)."""
-    try:
-        refs = json.loads(_refs_path(cache).read_text())
-    except (OSError, ValueError):
-        refs = {}
+    refs = read_json_object(_refs_path(cache))
     entry = refs.get(f"{repo}@{rev}") if rev else max(
         (v for k, v in refs.items() if k.split("@", 1)[0] == repo), key=lambda v: v["time"], default=None)
     commit = entry["commit"] if entry else rev if rev and mf.FULL_COMMIT_RE.match(rev) else None
@@ -141,10 +138,7 @@ def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manif
     path = _pinned_path(cache, repo, commit)
     cache.ensure_dir(path.parent)
     atomic_write(path, mf.to_toml(m).encode())
-    try:
-        refs = json.loads(_refs_path(cache).read_text())
-    except (OSError, ValueError):
-        refs = {}
+    refs = read_json_object(_refs_path(cache))
     refs[f"{repo}@{rev or 'main'}"] = {"commit": commit, "time": time.time()}
     atomic_write(_refs_path(cache), json.dumps(refs, indent=1).encode())
     return replace(m, origin=str(path))

@@ -15,7 +15,7 @@ import click
 
 from . import __version__, catalog
 from .cache import Cache
-from .errors import ExitCode, UsageError, WeightsafeError
+from .errors import DiskError, ExitCode, UsageError, WeightsafeError
 from .progress import LineProgress, Progress, TqdmProgress
 from .report import check_text, emit_json, error_json, pull_text, size, verify_text
 
@@ -47,6 +47,9 @@ def guarded(fn):
         except BrokenPipeError:  # `weightsafe show X | head`: the reader left, nothing to say
             sys.stdout = open(os.devnull, "w")
             code = 0
+        except OSError as e:  # a file-system failure outside a download (full disk, permissions)
+            code = ExitCode.DISK
+            _fail(DiskError(f"{e.filename or 'cache'}: {e.strerror or e}"), code, as_json)
         except Exception as e:  # a bug: still one line, never a traceback
             code = INTERNAL_ERROR
             _fail(RuntimeError(f"internal error: {type(e).__name__}: {e} (please report this)"), code, as_json)
@@ -80,6 +83,28 @@ def _progress(quiet: bool, as_json: bool) -> Progress:
     if quiet or as_json:
         return Progress()
     return TqdmProgress() if sys.stderr.isatty() else LineProgress()
+
+
+def _locate(cache: Cache, name: str | None, directory: str | None, manifest_path: str | None,
+            need_manifest: bool):
+    """The manifest, directory and records a verify or check is about. A cached model is
+    narrowed to what was pulled (e.g. only the safetensors of a repo that has both formats)."""
+    if directory and need_manifest and not (manifest_path or name):
+        raise UsageError("--dir needs --manifest PATH (or a model NAME) to compare against")
+    manifest = catalog.resolve(name or "", cache, manifest_path) if (name or manifest_path) else None
+    if directory:
+        target = Path(directory)
+        if not target.is_dir():
+            raise UsageError(f"--dir {directory}: not a directory")
+        return manifest, target, cache.dir_records(target)
+    if manifest is None:
+        raise UsageError("name a model, or pass --dir DIR")
+    target = cache.model_dir(manifest.name, manifest.revision)
+    if not target.is_dir():
+        raise UsageError(f"{manifest.name} is not in the cache {cache.root}; run `weightsafe pull {manifest.name}`")
+    records = cache.records(manifest.name, manifest.revision)
+    pulled = records.load().get("pulled")
+    return (manifest.select(include=pulled) if pulled else manifest), target, records
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,23 +169,7 @@ def verify(name, directory, manifest_path, full, strict, include, exclude, jobs,
     """Hash the files of NAME (or --dir DIR with --manifest PATH) and say exactly what is wrong."""
     from .verify import verify_directory
 
-    cache = Cache(cache_dir)
-    if directory and not (manifest_path or name):
-        raise UsageError("--dir needs --manifest PATH (or a model NAME) to compare against")
-    manifest = catalog.resolve(name or "", cache, manifest_path)
-    if directory:
-        target = Path(directory)
-        if not target.is_dir():
-            raise UsageError(f"--dir {directory}: not a directory")
-        records = cache.dir_records(target)
-    else:
-        target = cache.model_dir(manifest.name, manifest.revision)
-        records = cache.records(manifest.name, manifest.revision)
-        if not target.is_dir():
-            raise UsageError(f"{manifest.name} is not in the cache {cache.root}; run `weightsafe pull {manifest.name}`")
-        pulled = records.load().get("pulled")
-        if pulled and not (include or exclude):  # verify what was pulled (e.g. only safetensors)
-            include = tuple(pulled)
+    manifest, target, records = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=True)
     manifest = manifest.select(include, exclude)
     report = verify_directory(manifest, target, records, full=full, jobs=jobs, strict=strict)
     if as_json:
@@ -184,21 +193,7 @@ def check(name, directory, manifest_path, structure_only, numerics, device, cach
     """Prove the weights of NAME (or --dir DIR) are usable: headers, pickle safety, index, config, load."""
     from .loadcheck import check as load_check
 
-    cache = Cache(cache_dir)
-    manifest = catalog.resolve(name, cache, manifest_path) if (name or manifest_path) else None
-    if directory:
-        target = Path(directory)
-        if not target.is_dir():
-            raise UsageError(f"--dir {directory}: not a directory")
-    elif manifest is None:
-        raise UsageError("name a model, or pass --dir DIR")
-    else:
-        target = cache.model_dir(manifest.name, manifest.revision)
-        if not target.is_dir():
-            raise UsageError(f"{manifest.name} is not in the cache; run `weightsafe pull {manifest.name}`")
-        pulled = cache.records(manifest.name, manifest.revision).load().get("pulled")
-        if pulled:
-            manifest = manifest.select(include=pulled)
+    manifest, target, _ = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=False)
     report = load_check(target, manifest, name=name or "", device=device, load=not structure_only,
                         numerics=numerics)
     if as_json:

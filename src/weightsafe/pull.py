@@ -12,7 +12,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from filelock import Timeout
 
@@ -192,6 +191,9 @@ class Puller:
             return self._download(entry, remote)
         except WeightsafeError as e:
             return FileOutcome(entry.path, "failed", message=str(e), exit_code=e.exit_code)
+        except OSError as e:  # the cache's file system failed us (full, read-only, quota)
+            return FileOutcome(entry.path, "failed", exit_code=ExitCode.DISK,
+                               message=f"{entry.path}: cannot write the cache: {e.strerror or e}")
         finally:
             lock.release()
 
@@ -255,9 +257,10 @@ class Puller:
                 report.files += self._fetch_all(todo, remotes)
             finally:
                 self.progress.close()
+        # What the user asked for, fetched or not: `verify NAME` then reports a failed file as missing.
         self.records.update(name=self.m.name, repo=self.m.repo, revision=self.m.revision,
                             pulled=sorted(set(self.records.load().get("pulled", [])) |
-                                          {f.path for f in report.files if f.status != "failed"}))
+                                          {f.path for f in self.m.files}))
         order = {e.path: i for i, e in enumerate(self.m.files)}
         report.files.sort(key=lambda f: order.get(f.path, 0))
         report.seconds = time.monotonic() - start

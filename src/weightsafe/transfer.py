@@ -21,6 +21,7 @@ from typing import Callable
 import requests
 import urllib3
 
+from .cache import read_json_object
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
 from .hub import HubClient, _reason, describe_http_error
@@ -60,11 +61,7 @@ class PartFile:
         self.state_path = Path(str(path) + ".json")
 
     def state(self) -> dict:
-        try:
-            data = json.loads(self.state_path.read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        return read_json_object(self.state_path)
 
     def save_state(self, **state) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
