@@ -121,8 +121,8 @@ def kill_runs(rig: Rig, kills: int, rng: random.Random) -> list[tuple]:
     return [
         (f"kill -9 at a random moment, then pull again ({kills} runs, {rig.size / 1e6:.0f} MB, "
          f"{len(rig.files)} files, uninterrupted pull {duration:.2f} s)",
-         f"{verified}/{kills} verified", f"bytes fetched / model size: mean {sum(ratios) / len(ratios):.3f}, "
-                                         f"max {max(ratios):.3f}"),
+         f"{verified}/{kills} verified", f"bytes fetched / model size: {sum(ratios) / len(ratios):.3f} in total "
+                                         f"(worst single run {max(ratios):.3f})"),
         (f"one pull killed {kills} times in a row, then completed", "verified" if chained_ok else "FAILED",
          f"bytes fetched / model size: {chained:.3f}"),
         ("corrupt files seen at a final path (checked after every kill)", str(corrupt), ""),

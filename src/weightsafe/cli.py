@@ -49,7 +49,8 @@ def guarded(fn):
             code = 0
         except OSError as e:  # a file-system failure outside a download (full disk, permissions)
             code = ExitCode.DISK
-            _fail(DiskError(f"{e.filename or 'cache'}: {e.strerror or e}"), code, as_json)
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(DiskError(f"file system error: {where}{e.strerror or e}"), code, as_json)
         except Exception as e:  # a bug: still one line, never a traceback
             code = INTERNAL_ERROR
             _fail(RuntimeError(f"internal error: {type(e).__name__}: {e} (please report this)"), code, as_json)

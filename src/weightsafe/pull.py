@@ -114,7 +114,7 @@ class Puller:
         # A file at the final path that we cannot vouch for by its record: check it fully.
         verdict, new = verify_file(entry, path, record, full=True)
         if verdict.status == "ok":
-            self.records.update({entry.path: new})
+            self._record({entry.path: new})
             return True
         rejected = self.cache.part_path(self.m.name, self.m.revision, entry.path + ".rejected")
         rejected.parent.mkdir(parents=True, exist_ok=True)
@@ -235,9 +235,20 @@ class Puller:
         record = Records.entry(Stat.of(final), result.digests[FINGERPRINT_ALG],
                                {d.alg: d.hex for d in expected})
         record["sources"] = {d.alg: d.source for d in expected}
-        self.records.update({entry.path: record})
+        self._record({entry.path: record})
         self.progress.file_end(entry.path, "ok")
         return outcome
+
+    def _record(self, entries: dict | None = None, **meta) -> None:
+        """Update the records. They are a cache of facts, not the truth: a file committed after
+        its digests matched stays valid if they cannot be written (say the disk is full)."""
+        try:
+            self.records.update(entries, **meta)
+        except OSError as e:
+            note = (f"could not update {self.records.path} ({e.strerror or e}); the next pull or "
+                    f"verify re-hashes the files it does not cover")
+            if note not in self.notes:
+                self.notes.append(note)
 
     # ---------------------------------------------------------------- run
     def run(self) -> PullReport:
@@ -258,9 +269,8 @@ class Puller:
             finally:
                 self.progress.close()
         # What the user asked for, fetched or not: `verify NAME` then reports a failed file as missing.
-        self.records.update(name=self.m.name, repo=self.m.repo, revision=self.m.revision,
-                            pulled=sorted(set(self.records.load().get("pulled", [])) |
-                                          {f.path for f in self.m.files}))
+        self._record(name=self.m.name, repo=self.m.repo, revision=self.m.revision,
+                     pulled=sorted(set(self.records.load().get("pulled", [])) | {f.path for f in self.m.files}))
         order = {e.path: i for i, e in enumerate(self.m.files)}
         report.files.sort(key=lambda f: order.get(f.path, 0))
         report.seconds = time.monotonic() - start
