@@ -271,3 +271,34 @@ def test_verify_after_a_failed_pull_reports_the_failed_file_missing(ws, hub):
     assert ws("pull", "granite-3.0-2b-instruct").code == 1
     res = ws("verify", "granite-3.0-2b-instruct")
     assert res.code == 1 and "model-00002-of-00002.safetensors: missing" in res.err
+
+
+def test_progress_bars_on_a_terminal_and_plain_lines_in_a_log(env):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a real terminal's size
+    proc = subprocess.Popen([sys.executable, "-m", "weightsafe", "pull", "granite-3.0-2b-instruct"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    assert b"%|" in seen and b"8 file(s)" in seen  # tqdm bars: overall and per file
+    res = run_ws("pull", "granite-3.0-2b-instruct", "--cache-dir", env["WEIGHTSAFE_CACHE"] + "-log", env=env)
+    assert res.code == 0 and "%|" not in res.err and "  get  config.json" in res.err

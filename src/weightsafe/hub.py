@@ -209,7 +209,9 @@ class HubClient:
     def head(self, repo: str, revision: str, path: str) -> RemoteFile:
         """HEAD a resolve URL: size, ETag, LFS sha256 and commit, without following the CDN."""
         url = self.file_url(repo, revision, path)
-        resp = self.request("HEAD", url, follow="same-host", what=f"{repo}@{revision[:12]}: {path}")
+        # identity: a compressed Content-Length would not be the file's size
+        resp = self.request("HEAD", url, follow="same-host", headers={"Accept-Encoding": "identity"},
+                            what=f"{repo}@{revision[:12]}: {path}")
         resp.close()
         if resp.status_code >= 400:
             raise describe_http_error(resp, f"{repo}@{revision}: {path}")
