@@ -35,7 +35,8 @@ class Fault:
     kinds: drop (close after ``after`` bytes), status (answer ``code``, optional ``retry_after``),
     corrupt (flip a byte at ``where`` = start|middle|end), ignore_range (200 + full body),
     bad_content_range, stall (headers, then ``seconds`` of silence), mutate (serve other content
-    with a new ETag from now on), redirect_loop, redirect_other_host, throttle (``bps``).
+    with a new ETag from now on), redirect_loop, redirect_other_host, throttle (``bps``),
+    hang (no response at all for ``seconds``).
     """
 
     kind: str
@@ -175,6 +176,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self):
         self.rec = self._record()
+        name = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("name", [""])[0] \
+            or self.path.rsplit("/", 1)[-1]
+        hang = self.state.take_fault(self.role, name, ("hang",))
+        if hang:  # say nothing at all, not even headers
+            self.state.stopping.wait(hang.seconds)
+            self.close_connection = True
+            return
         try:
             if self.role == "cdn":
                 self._cdn()

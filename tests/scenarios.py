@@ -74,6 +74,8 @@ FAULTS = [
              "ETag changed: restarted on the new content, whose digest then fails"),
     Scenario("stall: headers, then silence", _f("stall", host="cdn", path=TARGET, seconds=30), 0,
              "read timeout, resumed", env=(("WEIGHTSAFE_READ_TIMEOUT", "1"),)),
+    Scenario("hang before any header", _f("hang", host="cdn", path=TARGET, seconds=30), 0,
+             "read timeout before the response, retried", env=(("WEIGHTSAFE_READ_TIMEOUT", "1"),)),
     Scenario("redirect loop", _f("redirect_loop", host="hub", path=TARGET, times=None), 3,
              "loop detected: one-line hub error"),
     Scenario("redirect to another host", _f("redirect_other_host", host="hub", path=TARGET, times=None), 1,

@@ -121,9 +121,10 @@ class Records:
             atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
     @staticmethod
-    def entry(stat: Stat, fingerprint: str, digests: dict[str, str]) -> dict:
-        return {"size": stat.size, "mtime_ns": stat.mtime_ns, "ino": stat.ino,
-                "xxh3-128": fingerprint, "digests": digests}
+    def entry(stat: Stat, fingerprint: str, digests) -> dict:
+        """A record for a file that just passed ``digests`` (manifest.Digest objects)."""
+        return {"size": stat.size, "mtime_ns": stat.mtime_ns, "ino": stat.ino, "xxh3-128": fingerprint,
+                "digests": {d.alg: d.hex for d in digests}, "sources": {d.alg: d.source for d in digests}}
 
     @staticmethod
     def unchanged(entry: dict | None, stat: Stat) -> bool:

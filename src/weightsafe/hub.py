@@ -149,7 +149,10 @@ class HubClient:
         self.retries = retries if retries is not None else int(_env_number("WEIGHTSAFE_RETRIES", 5))
         self.backoff = backoff if backoff is not None else _env_number("WEIGHTSAFE_BACKOFF", 0.5)
         self.session = requests.Session()
-        retry = _CappedRetry(total=self.retries, connect=self.retries, read=0, status=self.retries, other=0,
+        # read: a reset or a stall before the response headers is retried here; after them
+        # (mid-body) the transfer resumes from its offset instead.
+        retry = _CappedRetry(total=self.retries, connect=self.retries, read=self.retries, status=self.retries,
+                             other=0,
                       backoff_factor=self.backoff, backoff_max=30,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       respect_retry_after_header=True, raise_on_status=False, redirect=0)

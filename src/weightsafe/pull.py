@@ -99,40 +99,42 @@ class Puller:
         self.notes: list[str] = []
 
     # ---------------------------------------------------------------- plan
-    def _is_cached(self, entry: FileEntry, recorded: dict) -> bool:
-        """A final-path file whose stat matches a record covering today's manifest digests."""
+    def _cached_size(self, entry: FileEntry, recorded: dict) -> int | None:
+        """The size of a verified copy at the final path, or None when it must be fetched.
+
+        A copy whose stat matches a record covering today's manifest digests counts as is; any
+        other copy is checked in full, and moved aside (never deleted) if it fails.
+        """
         path = self.cache.final_path(self.m.name, self.m.revision, entry.path)
         try:
             stat = Stat.of(path)
         except FileNotFoundError:
-            return False
+            return None
         record = recorded.get(entry.path)
         digests = (record or {}).get("digests") or {}
-        if Records.unchanged(record, stat) and all(digests.get(d.alg) == d.hex for d in entry.digests) \
-                and digests and (entry.size is None or entry.size == stat.size):
-            return True
-        # A file at the final path that we cannot vouch for by its record: check it fully.
+        if Records.unchanged(record, stat) and digests and all(digests.get(d.alg) == d.hex for d in entry.digests) \
+                and entry.size in (None, stat.size):
+            return stat.size
         verdict, new = verify_file(entry, path, record, full=True)
         if verdict.status == "ok":
             self._record({entry.path: new})
-            return True
+            return stat.size
         rejected = self.cache.part_path(self.m.name, self.m.revision, entry.path + ".rejected")
         rejected.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, rejected)
         self.notes.append(f"{entry.path}: the cached copy failed verification ({verdict.message}); "
                           f"moved to {rejected} and fetched again")
-        return False
+        return None
 
     def plan(self) -> tuple[list[FileOutcome], list[FileEntry]]:
         recorded = self.records.files()
         cached, todo = [], []
         for entry in self.m.files:
-            if self._is_cached(entry, recorded):
-                cached.append(FileOutcome(entry.path, "cached", size=entry.size or
-                                          Stat.of(self.cache.final_path(self.m.name, self.m.revision,
-                                                                        entry.path)).size))
-            else:
+            size = self._cached_size(entry, recorded)
+            if size is None:
                 todo.append(entry)
+            else:
+                cached.append(FileOutcome(entry.path, "cached", size=size))
         return cached, todo
 
     # ---------------------------------------------------------------- preflight
@@ -185,9 +187,9 @@ class Puller:
         except Timeout:
             return None
         try:
-            if self._is_cached(entry, self.records.files()):
-                return FileOutcome(entry.path, "cached", size=entry.size or remote.size or 0,
-                                   message="fetched by another process")
+            size = self._cached_size(entry, self.records.files())
+            if size is not None:
+                return FileOutcome(entry.path, "cached", size=size, message="fetched by another process")
             return self._download(entry, remote)
         except WeightsafeError as e:
             return FileOutcome(entry.path, "failed", message=str(e), exit_code=e.exit_code)
@@ -232,10 +234,7 @@ class Puller:
         except OSError as e:
             raise DiskError(f"{entry.path}: cannot move into the cache: {e.strerror or e}") from None
         part.discard()
-        record = Records.entry(Stat.of(final), result.digests[FINGERPRINT_ALG],
-                               {d.alg: d.hex for d in expected})
-        record["sources"] = {d.alg: d.source for d in expected}
-        self._record({entry.path: record})
+        self._record({entry.path: Records.entry(Stat.of(final), result.digests[FINGERPRINT_ALG], expected)})
         self.progress.file_end(entry.path, "ok")
         return outcome
 

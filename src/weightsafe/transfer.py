@@ -143,8 +143,6 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             continue
         except OSError as e:
             raise DiskError(f"cannot write {part.path}: {e.strerror or e}") from None
-        if size is None:
-            break
     return TransferResult(hasher.hexdigests(), hasher.count, fetched, resumed_from, restarts)
 
 

@@ -162,10 +162,7 @@ def verify_file(entry: FileEntry, path: Path, record: dict | None, full: bool,
         verdict.status = MISMATCH
         verdict.message = explain(entry.path, verdict.checks)
         return verdict, None
-    digests = {d.alg: d.hex for d in expected}
-    new = Records.entry(stat, actual[FINGERPRINT_ALG], digests)
-    new["sources"] = {d.alg: d.source for d in expected}
-    return verdict, new
+    return verdict, Records.entry(stat, actual[FINGERPRINT_ALG], expected)
 
 
 def unexpected_files(directory: Path, manifest: Manifest) -> list[str]:
