@@ -273,3 +273,24 @@ def test_numerics_counts_nan_and_inf(ws, tmp_path):
     assert ws("check", "--dir", str(d), "--device", "cpu").code == 0
     res = ws("check", "--dir", str(d), "--device", "cpu", "--numerics")
     assert res.code == 1 and "[w]: 1 NaN and 2 Inf values" in res.err
+
+
+def test_an_index_naming_a_shard_outside_the_model_is_unsafe(ws, replica_dir):
+    d = replica_dir("granite-8b-code-instruct-4k")
+    _edit_index(d, lambda i: i["weight_map"].__setitem__("model.norm.weight", "../../etc/passwd"))
+    res = ws("check", "--dir", str(d), "--structure-only")
+    assert res.code == 5 and "unsafe shard path '../../etc/passwd'" in res.err
+
+
+def test_the_structure_pass_needs_no_torch(replica_dir, env):
+    """Blocking `import torch` in the child: the structure pass of .bin and safetensors still works."""
+    d = replica_dir("octocoder")
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['safetensors'] = None; "
+            "from weightsafe.cli import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code, "check", "--dir", str(d), "--structure-only"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "14 weight file(s) (7 safetensors, 7 bin)" in proc.stdout
+    proc = subprocess.run([sys.executable, "-c", code, "check", "--dir", str(d)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "pip install 'weightsafe[load]'" in proc.stderr

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.conftest import TOKEN, model_dir, run_ws
-from tests.scenarios import FAULTS, HOSTILE_NAMES, MODEL, TARGET, malformed_manifests
+from tests.scenarios import FAULTS, GOOD, HOSTILE_NAMES, MODEL, TARGET, malformed_manifests
 from weightsafe import manifest as mf
 from weightsafe.errors import ManifestError
 
@@ -89,13 +89,12 @@ def test_an_accepted_relative_path_never_leaves_its_root(path):
     assert joined.startswith(root + "/") and ".." not in path.split("/") and "\\" not in path
 
 
-@given(st.integers(0, len(malformed_manifests.__globals__["GOOD"]) - 1), st.sampled_from(
+@given(st.integers(0, len(GOOD) - 1), st.sampled_from(
     ["", "\x00", "=", "[", "]", '"', "'", "\n", "-", "9", "x", "{", "}", ",", ".", "/", "\\"]),
     st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_any_mutation_of_a_manifest_parses_or_is_a_manifest_error(pos, char, replace):
-    good = malformed_manifests.__globals__["GOOD"]
-    text = good[:pos] + char + good[pos + (1 if replace else 0):]
+    text = GOOD[:pos] + char + GOOD[pos + (1 if replace else 0):]
     try:
         m = mf.parse(text, "mutant.toml")
     except ManifestError as e:
@@ -214,3 +213,13 @@ def test_a_disk_that_fills_up_mid_pull_is_exit_4_and_the_cache_survives(env, hub
     hub.state.faults.clear()
     res = run_ws("pull", "octocoder", "--include", "*.safetensors", env=env)
     assert res.code == 0, res
+
+
+def test_a_symlink_planted_in_the_cache_cannot_lead_writes_outside_it(ws, cache_dir, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (cache_dir / "models").mkdir(parents=True)
+    (cache_dir / "models" / "codefuse-34b").symlink_to(outside)
+    res = ws("pull", "codefuse-34b")
+    assert res.code == 2 and "outside the cache" in res.err
+    assert not any(outside.iterdir())

@@ -118,7 +118,7 @@ def check(directory: Path, manifest: Manifest | None = None, name: str = "", dev
     """Run the structure pass, then (if it passed and ``load``) the load pass on ``device``."""
     start = time.perf_counter()
     formats, problems = weight_files(directory, manifest)
-    report = LoadReport(name or (manifest.name if manifest else str(directory)), str(directory), formats, problems)
+    report = LoadReport(name or (manifest.name if manifest else directory.name), str(directory), formats, problems)
     if not formats and not problems:
         report.problems.append(Problem(str(directory), "no weight files (.safetensors, .bin) found"))
     s = structure_pass(directory, formats, manifest)
