@@ -26,9 +26,6 @@ class Progress:
     def close(self) -> None: ...
 
 
-NullProgress = Progress
-
-
 class TqdmProgress(Progress):
     """An overall byte bar plus one bar per file in flight."""
 

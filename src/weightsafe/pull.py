@@ -21,7 +21,7 @@ from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityE
 from .hashing import FINGERPRINT_ALG
 from .hub import HubClient, RemoteFile
 from .manifest import Digest, FileEntry, Manifest
-from .progress import NullProgress, Progress
+from .progress import Progress
 from .transfer import PartFile, download
 from .verify import compare, explain, verify_file
 
@@ -93,7 +93,7 @@ class Puller:
         self.cache = cache
         self.client = client
         self.jobs = max(1, jobs)
-        self.progress = progress or NullProgress()
+        self.progress = progress or Progress()
         self.records: Records = cache.records(manifest.name, manifest.revision)
         self.directory = cache.model_dir(manifest.name, manifest.revision)
         self.notes: list[str] = []
