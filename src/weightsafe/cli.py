@@ -22,6 +22,14 @@ from .report import check_text, emit_json, error_json, pull_text, size, verify_t
 INTERNAL_ERROR = 70
 
 
+def _emit(report, render, quiet: bool, as_json: bool) -> None:
+    """A result as one JSON object on stdout, or as text from ``render``."""
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _say(render(report, quiet))
+
+
 def _say(lines: list[str]) -> None:
     """Tables and summaries to stdout; 'error:' and 'warning:' lines to stderr."""
     for line in lines:
@@ -173,10 +181,7 @@ def verify(name, directory, manifest_path, full, strict, include, exclude, jobs,
     manifest, target, records = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=True)
     manifest = manifest.select(include, exclude)
     report = verify_directory(manifest, target, records, full=full, jobs=jobs, strict=strict)
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        _say(verify_text(report, quiet))
+    _emit(report, verify_text, quiet, as_json)
     return ExitCode.OK if report.ok else ExitCode.INTEGRITY
 
 
@@ -197,10 +202,7 @@ def check(name, directory, manifest_path, structure_only, numerics, device, cach
     manifest, target, _ = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=False)
     report = load_check(target, manifest, name=name or "", device=device, load=not structure_only,
                         numerics=numerics)
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        _say(check_text(report, quiet))
+    _emit(report, check_text, quiet, as_json)
     return report.exit_code
 
 
