@@ -62,9 +62,3 @@ class DiskError(WeightsafeError):
     """Not enough space, or the cache cannot be written."""
 
     exit_code = ExitCode.DISK
-
-
-class UnsafeContentError(WeightsafeError):
-    """A file would run code or escape its place if it were loaded; it was refused unread."""
-
-    exit_code = ExitCode.UNSAFE

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Callable, Iterable
 
 import xxhash
@@ -80,18 +78,3 @@ def feed_file(path: str | os.PathLike, hasher: MultiHasher,
             if progress:
                 progress(n)
     return total
-
-
-def hash_files(jobs: list[tuple[Path, tuple[str, ...], int | None]], threads: int,
-               progress: Callable[[int], None] | None = None) -> list[dict[str, str] | OSError]:
-    """Hash many files on a thread pool; each result is a digest dict or the OSError raised."""
-
-    def one(job):
-        path, algs, size = job
-        try:
-            return hash_file(path, algs, size, progress)
-        except OSError as e:
-            return e
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return list(pool.map(one, jobs))

@@ -24,9 +24,6 @@ SCHEMA_VERSION = 1
 #: sha1 over ``b"blob <size>\0" + content``, what the hub reports for non-LFS files.
 ALGORITHMS: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128, "git-sha1": 40}
 
-#: Preference when one digest must stand for a file (strongest first).
-STRENGTH = ("sha512", "sha256", "git-sha1", "sha1", "md5")
-
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 FULL_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 HEX_RE = re.compile(r"^[0-9a-f]+$")
@@ -63,18 +60,6 @@ class FileEntry:
 
     def digest(self, alg: str) -> Digest | None:
         return next((d for d in self.digests if d.alg == alg), None)
-
-    @property
-    def algorithms(self) -> tuple[str, ...]:
-        return tuple(d.alg for d in self.digests)
-
-    @property
-    def strongest(self) -> Digest | None:
-        for alg in STRENGTH:
-            found = self.digest(alg)
-            if found:
-                return found
-        return None
 
 
 @dataclass(frozen=True)
