@@ -61,6 +61,14 @@ class FileEntry:
     def digest(self, alg: str) -> Digest | None:
         return next((d for d in self.digests if d.alg == alg), None)
 
+    def supplemented(self, extra: Iterable[Digest]) -> tuple[Digest, ...]:
+        """These digests, plus those of ``extra`` (say the hub's) for algorithms the manifest lacks."""
+        out = list(self.digests)
+        for d in extra:
+            if not any(x.alg == d.alg for x in out):
+                out.append(d)
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class Manifest:

@@ -199,15 +199,8 @@ class Puller:
         finally:
             lock.release()
 
-    def _expected(self, entry: FileEntry, remote: RemoteFile) -> tuple[Digest, ...]:
-        digests = list(entry.digests)
-        for alg, hexd in remote.hub_digests.items():
-            if not entry.digest(alg):
-                digests.append(Digest(alg, hexd, HUB_HEAD_SOURCE))
-        return tuple(digests)
-
     def _download(self, entry: FileEntry, remote: RemoteFile) -> FileOutcome:
-        expected = self._expected(entry, remote)
+        expected = entry.supplemented(Digest(alg, hexd, HUB_HEAD_SOURCE) for alg, hexd in remote.hub_digests.items())
         if not expected:
             raise IntegrityError(f"{entry.path}: no digest is known (not in the manifest, and the "
                                  f"server gave none), so it cannot be verified; refusing to cache it")

@@ -60,14 +60,10 @@ def explain(path: str, checks: list[DigestCheck]) -> str:
 
 def expected_digests(entry: FileEntry, record: dict | None) -> tuple[Digest, ...]:
     """The manifest's digests, plus digests the hub gave at pull time for algorithms it lacks."""
-    digests = list(entry.digests)
-    have = {d.alg for d in digests}
-    if record:
-        sources = record.get("sources", {})
-        for alg, hexd in (record.get("digests") or {}).items():
-            if alg not in have and alg in sources:
-                digests.append(Digest(alg, hexd, sources[alg]))
-    return tuple(digests)
+    record = record or {}
+    sources = record.get("sources") or {}
+    return entry.supplemented(Digest(alg, hexd, sources[alg])
+                              for alg, hexd in (record.get("digests") or {}).items() if alg in sources)
 
 
 @dataclass
