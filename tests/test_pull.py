@@ -259,11 +259,14 @@ def test_bad_input_is_one_line_and_a_documented_exit_code(env, tmp_path):
              (["pull", "x", "--manifest", str(tmp_path / "broken.toml")], 2),
              (["pull", "x", "--manifest", str(tmp_path / "missing.toml")], 2),
              (["verify", "--dir", str(tmp_path)], 2), (["pull", "codefuse-34b", "--jobs", "0"], 2),
-             (["pull", "codefuse-34b", "--endpoint", "ftp://x"], 3)]
+             (["pull", "codefuse-34b", "--endpoint", "ftp://x"], 2), (["pull", "codefuse-34b", "--bogus"], 2),
+             (["verify", "codefuse-34b", "--dir", str(tmp_path), "--hf-cache"], 2)]
     for args, code in cases:
         res = run_ws(*args, env=env)
         assert res.code == code, (args, res)
-        assert res.err.strip().count("\n") == 0 or res.err.startswith("Usage:"), (args, res)
+        assert res.err.strip().count("\n") == 0 and res.err.startswith("weightsafe: error: "), (args, res)
+        as_json = run_ws(*args, "--json", env=env)
+        assert as_json.code == code and json.loads(as_json.out)["error"]["exit_code"] == code, (args, as_json)
 
 
 def test_verify_after_a_failed_pull_reports_the_failed_file_missing(ws, hub):

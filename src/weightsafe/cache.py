@@ -1,6 +1,6 @@
 """The local cache: where verified files live, where partial downloads wait, and what we know.
 
-Layout under the cache root (default from platformdirs, ``WEIGHTSAFE_CACHE``, ``--cache-dir``)::
+Layout under the cache root (``--cache-dir``, ``WEIGHTSAFE_CACHE``, else the platform cache dir)::
 
     models/<slug>/<revision>/<path>        verified files only: the directory a user loads
     partial/<slug>/<revision>/<path>.part  bytes of a download in progress, + .part.json state
@@ -17,22 +17,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 from filelock import FileLock, Timeout
 
 from .errors import DiskError, UsageError
 from .manifest import check_relpath
-
-ENV_CACHE = "WEIGHTSAFE_CACHE"
-
-
-def default_root() -> Path:
-    env = os.environ.get(ENV_CACHE)
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("weightsafe"))
-
 
 def slug(name: str) -> str:
     """File-system name of a model: ``org/repo`` becomes ``org--repo``."""
@@ -124,7 +116,8 @@ class Records:
     def entry(stat: Stat, fingerprint: str, digests) -> dict:
         """A record for a file that just passed ``digests`` (manifest.Digest objects)."""
         return {"size": stat.size, "mtime_ns": stat.mtime_ns, "ino": stat.ino, "xxh3-128": fingerprint,
-                "digests": {d.alg: d.hex for d in digests}, "sources": {d.alg: d.source for d in digests}}
+                "digests": {d.alg: d.hex for d in digests}, "sources": {d.alg: d.source for d in digests},
+                "verified_at": round(time.time(), 3)}
 
     @staticmethod
     def unchanged(entry: dict | None, stat: Stat) -> bool:
@@ -135,9 +128,8 @@ class Records:
 class Cache:
     """Paths and primitives of one cache root. Knows nothing of HTTP or manifests' meaning."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root).expanduser() if root else default_root()
-        self.root = Path(os.path.abspath(self.root))
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(os.path.abspath(Path(root).expanduser()))
 
     def _under(self, *parts: str) -> Path:
         path = self.root.joinpath(*parts)
@@ -207,4 +199,4 @@ def _safe_rev(revision: str) -> str:
     return name
 
 
-__all__ = ["Cache", "Records", "Stat", "Timeout", "atomic_write", "default_root", "slug"]
+__all__ = ["Cache", "Records", "Stat", "Timeout", "atomic_write", "slug"]

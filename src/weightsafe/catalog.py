@@ -2,27 +2,23 @@
 
 Search order for a name: ``--manifest PATH``; the directories in ``WEIGHTSAFE_MANIFEST_PATH``
 (os.pathsep-separated); ``<user config dir>/weightsafe/manifests``; the manifests shipped in the
-package. ``ORG/REPO[@REV]`` is not looked up there: its file list comes from the hub's API at
+package (``Settings.manifest_dirs`` holds the first two). ``ORG/REPO[@REV]`` is not looked up there: its file list comes from the hub's API at
 that revision and is pinned in the cache, so a later verify (or an offline pull) needs no network.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-
-import platformdirs
+from typing import Sequence
 
 from . import manifest as mf
 from .cache import Cache, atomic_write, read_json_object, slug
-from .errors import ManifestError, OfflineError, UsageError
+from .errors import HubUnreachable, ManifestError, OfflineError, UsageError
 from .hub import HubClient
-
-ENV_PATH = "WEIGHTSAFE_MANIFEST_PATH"
 HUB_SOURCES = {
     "hub-lfs": "the hub's LFS sha256 for the file at the pinned commit (model API listing)",
     "hub-git": "the hub's git blob id for the file at the pinned commit (model API listing)",
@@ -37,11 +33,9 @@ def packaged_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "manifests"
 
 
-def search_dirs() -> list[Path]:
-    dirs = [Path(p).expanduser() for p in os.environ.get(ENV_PATH, "").split(os.pathsep) if p]
-    dirs.append(Path(platformdirs.user_config_dir("weightsafe")) / "manifests")
-    dirs.append(packaged_dir())
-    return dirs
+def search_dirs(extra: Sequence[Path] = ()) -> list[Path]:
+    """``extra`` (the user's directories, from Settings) before the shipped manifests."""
+    return [*extra, packaged_dir()]
 
 
 def is_repo_spec(spec: str) -> bool:
@@ -59,27 +53,27 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return repo, rev or None
 
 
-def find(name: str) -> mf.Manifest:
+def find(name: str, dirs: Sequence[Path]) -> mf.Manifest:
     """The first manifest called ``name`` on the search path."""
     try:
         mf.check_name(name)
     except ValueError as e:
         raise UsageError(f"{name!r} is not a model name: {e}") from None
-    for d in search_dirs():
+    for d in dirs:
         path = d / f"{name}.toml"
         if path.is_file():
             m = mf.load(path)
             if m.name != name:
                 raise ManifestError(str(path), "name", f"is {m.name!r} but the file is named {name}.toml")
             return m
-    known = ", ".join(sorted(m.name for m, _ in available())) or "none"
+    known = ", ".join(sorted(m.name for m, _ in available(dirs))) or "none"
     raise UsageError(f"no manifest named {name!r} (known: {known}); pass --manifest PATH or ORG/REPO")
 
 
-def available() -> list[tuple[mf.Manifest, Path]]:
+def available(dirs: Sequence[Path]) -> list[tuple[mf.Manifest, Path]]:
     """Every valid manifest on the search path, first one of each name winning."""
     seen, out = set(), []
-    for d in search_dirs():
+    for d in dirs:
         if not d.is_dir():
             continue
         for path in sorted(d.glob("*.toml")):
@@ -144,12 +138,14 @@ def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manif
     return replace(m, origin=str(path))
 
 
-def resolve(spec: str, cache: Cache, manifest_path: str | None = None,
-            client: HubClient | None = None) -> mf.Manifest:
+def resolve(spec: str, cache: Cache, dirs: Sequence[Path], manifest_path: str | None = None,
+            client: HubClient | None = None, notes: list[str] | None = None) -> mf.Manifest:
     """The manifest for NAME, ORG/REPO[@REV] or ``--manifest PATH``.
 
     With a client, ORG/REPO is listed on the hub unless a pull at a full commit was pinned
-    already; without one (verify, show, path, offline) only pinned manifests are used.
+    already; without one (verify, show, path, offline) only pinned manifests are used. When the
+    hub cannot be reached at all, a listing pinned earlier for the same revision name stands in,
+    with a note saying so (as ``huggingface_hub`` falls back to its cached snapshot).
     """
     if manifest_path:
         m = mf.load(manifest_path)
@@ -159,7 +155,7 @@ def resolve(spec: str, cache: Cache, manifest_path: str | None = None,
     if not spec:
         raise UsageError("name a model (NAME or ORG/REPO[@REV]) or pass --manifest PATH")
     if not is_repo_spec(spec):
-        return find(spec)
+        return find(spec, dirs)
     repo, rev = split_spec(spec)
     known = pinned(cache, repo, rev)
     if known and (client is None or client.offline or (rev and mf.FULL_COMMIT_RE.match(rev))):
@@ -168,4 +164,12 @@ def resolve(spec: str, cache: Cache, manifest_path: str | None = None,
         why = "offline mode is on" if client else "it was never pulled"
         raise (OfflineError if client else UsageError)(
             f"{spec}: no pinned file list in the cache and {why}; pull it first")
-    return pin(cache, client, repo, rev)
+    try:
+        return pin(cache, client, repo, rev)
+    except HubUnreachable as e:
+        if not known:
+            raise
+        if notes is not None:
+            notes.append(f"the hub could not be reached ({e}); using the file list pinned at "
+                         f"{known.revision[:12]} for {spec} from an earlier pull")
+        return known

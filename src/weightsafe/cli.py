@@ -1,25 +1,30 @@
-"""Command line: parse options, call the library, print the result, map errors to exit codes.
+"""Command line: parse options, call the public API (api.py), print its report, map errors to exit codes.
 
-Exit codes: 0 ok, 1 integrity failure, 2 usage or bad manifest, 3 network or hub,
-4 disk, 5 unsafe content, 130 interrupted, 70 internal error (a bug: please report it).
+Exit codes: 0 ok, 1 integrity failure, 2 usage or bad manifest, 3 network or hub, 4 disk,
+5 unsafe content, 130 interrupted, 70 internal error (a bug: please report it).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
-from pathlib import Path
+import threading
+import time
 
 import click
 
-from . import __version__, catalog
-from .cache import Cache
+from . import __version__, api, catalog, housekeeping
 from .errors import DiskError, ExitCode, UsageError, WeightsafeError
-from .progress import LineProgress, Progress, TqdmProgress
-from .report import check_text, emit_json, error_json, pull_text, size, verify_text
+from .progress import LineProgress, Progress, RetryLines, TqdmProgress
+from .report import (check_text, clean_text, emit_json, error_json, escape, models_text, plan_text, pull_text,
+                     size, verify_text)
+from .settings import Settings
 
 INTERNAL_ERROR = 70
+#: Set on Ctrl-C: every download worker stops at its next buffer.
+CANCEL = threading.Event()
 
 
 def _emit(report, render, quiet: bool, as_json: bool) -> None:
@@ -48,8 +53,12 @@ def guarded(fn):
             code = e.exit_code
             _fail(e, code, as_json)
         except KeyboardInterrupt:
+            CANCEL.set()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback
+            code = ExitCode.INTERRUPTED
             click.echo("weightsafe: interrupted; partial downloads are kept and will resume", err=True)
-            code = 130
+            if as_json:
+                emit_json(error_json(KeyboardInterrupt("interrupted"), code))
         except click.exceptions.Exit:
             raise
         except BrokenPipeError:  # `weightsafe show X | head`: the reader left, nothing to say
@@ -70,12 +79,14 @@ def guarded(fn):
 def _fail(e: BaseException, code: int, as_json: bool) -> None:
     if as_json:
         emit_json(error_json(e, code))
-    click.echo(f"weightsafe: error: {e}", err=True)
+    click.echo(f"weightsafe: error: {escape(str(e))}", err=True)
 
+
+# ---------------------------------------------------------------- shared options
 
 def cache_option(fn):
-    return click.option("--cache-dir", type=click.Path(file_okay=False), envvar="WEIGHTSAFE_CACHE",
-                        help="Cache root (default: platform cache dir; env WEIGHTSAFE_CACHE).")(fn)
+    return click.option("--cache-dir", type=click.Path(file_okay=False),
+                        help="Cache root (default: WEIGHTSAFE_CACHE, else the platform cache dir).")(fn)
 
 
 def output_options(fn):
@@ -83,38 +94,51 @@ def output_options(fn):
     return click.option("--quiet", "-q", is_flag=True, help="Print only errors.")(fn)
 
 
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")(fn)
+
+
 def device_option(fn):
     return click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
-                         help="Where the load check loads tensors (auto: CUDA when available).")(fn)
+                        help="Where the load check loads tensors (auto: CUDA when available).")(fn)
 
 
-def _progress(quiet: bool, as_json: bool) -> Progress:
-    if quiet or as_json:
+def manifest_option(fn):
+    return click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False),
+                        help="Use this manifest file.")(fn)
+
+
+def revision_option(fn):
+    return click.option("--revision", help="Revision of ORG/REPO (same as ORG/REPO@REV).")(fn)
+
+
+def select_options(fn):
+    fn = click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")(fn)
+    return click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")(fn)
+
+
+def jobs_option(help_text: str):
+    return click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
+                        help=f"{help_text} (default: from the core count).")
+
+
+def where_options(fn):
+    """Where the files to verify or check are: the cache (default), or one of these."""
+    fn = click.option("--hf-cache", is_flag=True, help="The Hugging Face cache snapshot (HF_HUB_CACHE).")(fn)
+    fn = click.option("--local-dir", type=click.Path(file_okay=False), help="A directory pulled with --local-dir.")(fn)
+    return click.option("--dir", "directory", type=click.Path(file_okay=False),
+                        help="Any directory (with --manifest PATH or a NAME to compare against).")(fn)
+
+
+def _progress(settings: Settings, quiet: bool, as_json: bool) -> Progress:
+    if quiet:
         return Progress()
-    return TqdmProgress() if sys.stderr.isatty() else LineProgress()
+    if as_json:
+        return RetryLines()
+    return TqdmProgress() if sys.stderr.isatty() and settings.progress_bars else LineProgress()
 
 
-def _locate(cache: Cache, name: str | None, directory: str | None, manifest_path: str | None,
-            need_manifest: bool):
-    """The manifest, directory and records a verify or check is about. A cached model is
-    narrowed to what was pulled (e.g. only the safetensors of a repo that has both formats)."""
-    if directory and need_manifest and not (manifest_path or name):
-        raise UsageError("--dir needs --manifest PATH (or a model NAME) to compare against")
-    manifest = catalog.resolve(name or "", cache, manifest_path) if (name or manifest_path) else None
-    if directory:
-        target = Path(directory)
-        if not target.is_dir():
-            raise UsageError(f"--dir {directory}: not a directory")
-        return manifest, target, cache.dir_records(target)
-    if manifest is None:
-        raise UsageError("name a model, or pass --dir DIR")
-    target = cache.model_dir(manifest.name, manifest.revision)
-    if not target.is_dir():
-        raise UsageError(f"{manifest.name} is not in the cache {cache.root}; run `weightsafe pull {manifest.name}`")
-    records = cache.records(manifest.name, manifest.revision)
-    pulled = records.load().get("pulled")
-    return (manifest.select(include=pulled) if pulled else manifest), target, records
-
+# ---------------------------------------------------------------- commands
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="weightsafe")
@@ -124,35 +148,38 @@ def main():
 
 @main.command()
 @click.argument("name")
-@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), help="Use this manifest file.")
+@revision_option
+@manifest_option
 @click.option("--endpoint", help="Hub or mirror base URL (default: HF_ENDPOINT, then huggingface.co).")
-@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Files fetched at once.")
-@click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never use the network.")
+@select_options
+@jobs_option("Files fetched at once")
+@click.option("--offline", is_flag=True, help="Never use the network (also HF_HUB_OFFLINE=1).")
+@click.option("--local-dir", type=click.Path(file_okay=False),
+              help="Also place the verified files at DIR/<path> (a deploy directory).")
+@click.option("--hf-cache", is_flag=True,
+              help="Also place them in the Hugging Face cache, where transformers finds them by repo id.")
+@click.option("--dry-run", is_flag=True, help="Say what would be fetched and how many bytes; change nothing.")
 @click.option("--check", "then_check", is_flag=True, help="Run the load check after a successful pull.")
 @device_option
 @cache_option
 @output_options
 @guarded
-def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_check, device, cache_dir, quiet,
-         as_json):
+def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offline, local_dir, hf_cache, dry_run,
+         then_check, device, cache_dir, quiet, as_json):
     """Fetch NAME (a manifest name, or ORG/REPO[@REV]) into the cache and verify every byte."""
-    from .hub import HubClient, offline_from_env, resolve_token
-    from .pull import Puller
-
-    cache = Cache(cache_dir)
-    client = HubClient(endpoint, token=resolve_token(), offline=offline or offline_from_env())
-    manifest = catalog.resolve(name, cache, manifest_path, client).select(include, exclude)
-    if not manifest.files:
-        raise UsageError(f"{name}: no file matches --include {list(include)} / --exclude {list(exclude)}")
-    report = Puller(manifest, cache, client, jobs, _progress(quiet, as_json)).run()
+    settings = Settings.from_env()
+    common = dict(revision=revision, endpoint=endpoint, cache_dir=cache_dir, include=include, exclude=exclude,
+                  offline=offline, manifest=manifest_path, settings=settings)
+    if dry_run:
+        _emit(api.plan(name, **common), plan_text, quiet, as_json)
+        return ExitCode.OK
+    report = api.pull_report(name, local_dir=local_dir, hf_cache=hf_cache, jobs=jobs,
+                             progress=_progress(settings, quiet, as_json), cancel=CANCEL, **common)
     checked = None
     if then_check and report.ok:
-        from .loadcheck import check as load_check
-
-        checked = load_check(Path(report.directory), manifest, device=device)
+        where = {"local_dir": local_dir} if local_dir else {"hf_cache": True} if hf_cache else {}
+        checked = api.check(None if manifest_path else name, revision=revision, manifest=manifest_path,
+                            cache_dir=cache_dir, device=device, settings=settings, **where)
     if as_json:
         emit_json({**report.to_dict(), "check": checked.to_dict() if checked else None})
     else:
@@ -164,62 +191,62 @@ def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_ch
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Verify this directory instead of the cache.")
-@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), help="Use this manifest file.")
+@revision_option
+@where_options
+@manifest_option
 @click.option("--full", is_flag=True, help="Re-check every manifest digest, not the recorded fingerprint.")
 @click.option("--strict", is_flag=True, help="Files not in the manifest fail the check.")
-@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB.")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 4, help="Files hashed at once.")
+@select_options
+@jobs_option("Files hashed at once")
 @cache_option
 @output_options
 @guarded
-def verify(name, directory, manifest_path, full, strict, include, exclude, jobs, cache_dir, quiet, as_json):
-    """Hash the files of NAME (or --dir DIR with --manifest PATH) and say exactly what is wrong."""
-    from .verify import verify_directory
-
-    manifest, target, records = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=True)
-    manifest = manifest.select(include, exclude)
-    report = verify_directory(manifest, target, records, full=full, jobs=jobs, strict=strict)
+def verify(name, revision, directory, local_dir, hf_cache, manifest_path, full, strict, include, exclude, jobs,
+           cache_dir, quiet, as_json):
+    """Hash the files of NAME (or --dir, --local-dir, --hf-cache) and say exactly what is wrong."""
+    report = api.verify(name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
+                        manifest=manifest_path, cache_dir=cache_dir, full=full, strict=strict, include=include,
+                        exclude=exclude, jobs=jobs)
     _emit(report, verify_text, quiet, as_json)
     return ExitCode.OK if report.ok else ExitCode.INTEGRITY
 
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Check this directory instead of the cache.")
-@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), help="Use this manifest file.")
+@revision_option
+@where_options
+@manifest_option
 @click.option("--structure-only", is_flag=True, help="Headers, pickle scan, index and config only; load nothing.")
 @click.option("--numerics", is_flag=True, help="Also count NaN/Inf values per tensor (reads every value).")
 @device_option
 @cache_option
 @output_options
 @guarded
-def check(name, directory, manifest_path, structure_only, numerics, device, cache_dir, quiet, as_json):
-    """Prove the weights of NAME (or --dir DIR) are usable: headers, pickle safety, index, config, load."""
-    from .loadcheck import check as load_check
-
-    manifest, target, _ = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=False)
-    report = load_check(target, manifest, name=name or "", device=device, load=not structure_only,
-                        numerics=numerics)
+def check(name, revision, directory, local_dir, hf_cache, manifest_path, structure_only, numerics, device,
+          cache_dir, quiet, as_json):
+    """Prove the weights of NAME (or --dir, --local-dir, --hf-cache) are usable: headers, pickle safety,
+    index, config, load."""
+    report = api.check(name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
+                       manifest=manifest_path, cache_dir=cache_dir, device=device, structure_only=structure_only,
+                       numerics=numerics)
     _emit(report, check_text, quiet, as_json)
     return report.exit_code
 
 
 @main.command(name="list")
 @cache_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @guarded
 def list_(cache_dir, as_json):
-    """List the models weightsafe knows, and whether each is in the cache."""
-    cache = Cache(cache_dir)
+    """List the models weightsafe has manifests for, and whether each is in the cache."""
+    ctx = api.Context.make(cache_dir=cache_dir)
     rows = []
-    for m, path in catalog.available():
-        present = cache.model_dir(m.name, m.revision).is_dir()
+    for m, path in catalog.available(ctx.dirs):
+        present = ctx.cache.model_dir(m.name, m.revision).is_dir()
         rows.append({"name": m.name, "repo": m.repo, "revision": m.revision, "files": len(m.files),
                      "bytes": m.known_bytes, "cached": present, "manifest": str(path)})
     if as_json:
-        emit_json({"models": rows})
+        emit_json({"command": "list", "ok": True, "models": rows})
     else:
         for r in rows:
             click.echo(f"{r['name']:<36} {r['repo']:<60} {r['files']:>3} files {size(r['bytes']):>10}"
@@ -229,18 +256,19 @@ def list_(cache_dir, as_json):
 
 @main.command()
 @click.argument("name")
-@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False))
+@manifest_option
 @cache_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @guarded
 def show(name, manifest_path, cache_dir, as_json):
     """Show a manifest: repo, revision, files, sizes, digests and their sources, and what is unknown."""
-    m = catalog.resolve(name, Cache(cache_dir), manifest_path)
+    m = api.Context.make(cache_dir=cache_dir).resolve(name, manifest=manifest_path)
     unknown = [f.path for f in m.files if not f.digests]
     no_size = [f.path for f in m.files if f.size is None]
     if as_json:
-        emit_json({"name": m.name, "repo": m.repo, "revision": m.revision, "pinned": m.pinned,
-                   "commit": m.commit, "manifest": m.origin, "sources": m.sources, "notes": list(m.notes),
+        emit_json({"command": "show", "ok": True, "name": m.name, "repo": m.repo, "revision": m.revision,
+                   "pinned": m.pinned, "commit": m.commit, "manifest": m.origin, "sources": m.sources,
+                   "notes": list(m.notes),
                    "files": [{"path": f.path, "size": f.size, "size_approx": f.size_approx,
                               "digests": [{"alg": d.alg, "hex": d.hex, "source": d.source} for d in f.digests]}
                              for f in m.files],
@@ -255,7 +283,7 @@ def show(name, manifest_path, cache_dir, as_json):
     for f in m.files:
         sz = size(f.size) if f.size is not None else f"~{size(f.size_approx)}" if f.size_approx else "?"
         digests = ", ".join(f"{d.alg}:{d.hex[:16]}… ({d.source})" for d in f.digests) or "no digest known"
-        click.echo(f"  {f.path:<44} {sz:>10}  {digests}")
+        click.echo(f"  {escape(f.path):<44} {sz:>10}  {digests}")
     for note in m.notes:
         click.echo(f"  note: {note}")
     if unknown:
@@ -265,17 +293,123 @@ def show(name, manifest_path, cache_dir, as_json):
 
 @main.command()
 @click.argument("name")
-@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False))
+@revision_option
+@manifest_option
+@click.option("--hf-cache", is_flag=True, help="The snapshot directory in the Hugging Face cache.")
 @cache_option
+@json_option
 @guarded
-def path(name, manifest_path, cache_dir):
-    """Print the local directory of NAME in the cache (exit 1 if it is not there)."""
-    cache = Cache(cache_dir)
-    m = catalog.resolve(name, cache, manifest_path)
-    directory = cache.model_dir(m.name, m.revision)
-    click.echo(str(directory))
-    return ExitCode.OK if directory.is_dir() else ExitCode.INTEGRITY
+def path(name, revision, manifest_path, hf_cache, cache_dir, as_json):
+    """Print the local directory of NAME (exit 1 if it has not been pulled there)."""
+    directory = api.path(name, revision=revision, manifest=manifest_path, cache_dir=cache_dir, hf_cache=hf_cache)
+    if as_json:
+        emit_json({"command": "path", "ok": True, "name": name, "path": str(directory)})
+    else:
+        click.echo(str(directory))
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------- cache management
+
+@main.group()
+def cache():
+    """What is in the cache; remove a model; collect garbage."""
+
+
+@cache.command(name="ls")
+@cache_option
+@json_option
+@guarded
+def cache_ls(cache_dir, as_json):
+    """Every model in the cache (repo-id pulls too): names, size, revision, last verified."""
+    ctx = api.Context.make(cache_dir=cache_dir)
+    models = housekeeping.list_models(ctx.cache)
+    if as_json:
+        emit_json({"command": "cache ls", "ok": True, "cache": str(ctx.cache.root),
+                   "models": [m.to_dict() for m in models]})
+    else:
+        _say(models_text(ctx.cache.root, models))
+    return 0
+
+
+@cache.command(name="rm")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Remove without asking.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@cache_option
+@json_option
+@guarded
+def cache_rm(name, yes, dry_run, cache_dir, as_json):
+    """Remove NAME or ORG/REPO[@REV] from the cache (files, records, partial downloads)."""
+    ctx = api.Context.make(cache_dir=cache_dir)
+    plan = housekeeping.remove(ctx.cache, name, dry_run=True)
+    if not dry_run and not yes:
+        if as_json or not sys.stdin.isatty():
+            raise UsageError(f"cache rm {name}: would remove {len(plan.removed)} item(s), {size(plan.bytes)}; "
+                             f"pass --yes to confirm (or --dry-run to list them)")
+        _say(clean_text(plan))
+        if not click.confirm("Remove these?", default=False, err=True):
+            raise UsageError("nothing removed")
+    report = plan if dry_run else housekeeping.remove(ctx.cache, name)
+    _emit(report, clean_text, False, as_json)
+    return 0
+
+
+@cache.command(name="gc")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@cache_option
+@json_option
+@guarded
+def cache_gc(dry_run, cache_dir, as_json):
+    """Remove partial downloads no pull is using, rejected copies and orphaned records."""
+    report = housekeeping.gc(api.Context.make(cache_dir=cache_dir).cache, dry_run=dry_run)
+    _emit(report, clean_text, False, as_json)
+    return 0
+
+
+# ---------------------------------------------------------------- entry point
+
+def entry(argv: list[str] | None = None) -> None:
+    """The console script: click's own usage errors also become one line (and JSON with --json),
+    and an interrupted run exits at once rather than waiting for its download threads."""
+    args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
+    try:
+        rv = main.main(args=args, prog_name="weightsafe", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.exceptions.Abort:
+        code = ExitCode.INTERRUPTED
+        click.echo("weightsafe: interrupted", err=True)
+    except click.ClickException as e:
+        code = ExitCode.USAGE
+        message = e.format_message()
+        if "--json" in args:
+            emit_json(error_json(UsageError(message), code))
+        click.echo(f"weightsafe: error: {message} (see weightsafe --help)", err=True)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    _leave(code)
+
+
+def _raise_interrupt():
+    raise KeyboardInterrupt
+
+
+def _leave(code: int) -> None:
+    """Exit with ``code``. Download threads were told to stop (CANCEL); a thread blocked on a
+    stalled socket is not waited for beyond a moment: its part file is resumable as it is."""
+    workers = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    deadline = time.monotonic() + 0.5
+    for t in workers:
+        t.join(max(0.0, deadline - time.monotonic()))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(t.is_alive() for t in workers):
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    main()
+    entry()

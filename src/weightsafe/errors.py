@@ -14,6 +14,7 @@ class ExitCode:
     NETWORK = 3
     DISK = 4
     UNSAFE = 5
+    INTERRUPTED = 130
 
 
 class WeightsafeError(Exception):
@@ -44,6 +45,18 @@ class IntegrityError(WeightsafeError):
     exit_code = ExitCode.INTEGRITY
 
 
+class UnsafeContentError(WeightsafeError):
+    """A checkpoint holds something that could run code when loaded; it was never loaded."""
+
+    exit_code = ExitCode.UNSAFE
+
+
+def first_of(messages: list[str]) -> str:
+    """The first problem, and how many more: one line however many there are."""
+    more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+    return f"{messages[0]}{more}" if messages else "failed"
+
+
 class HubError(WeightsafeError):
     """The hub or mirror could not be reached, refused us, or answered something unusable."""
 
@@ -54,6 +67,10 @@ class HubMismatchError(HubError):
     """The hub describes a file differently from the manifest; nothing was downloaded."""
 
 
+class HubUnreachable(HubError):
+    """No answer at all (connection refused, DNS, timeout): a cached copy may stand in for it."""
+
+
 class OfflineError(HubError):
     """The network was needed while offline mode (HF_HUB_OFFLINE / --offline) is on."""
 
@@ -62,3 +79,24 @@ class DiskError(WeightsafeError):
     """Not enough space, or the cache cannot be written."""
 
     exit_code = ExitCode.DISK
+
+
+class NotCachedError(WeightsafeError):
+    """The model (or the revision asked for) is not where the command looked for it."""
+
+    exit_code = ExitCode.USAGE
+
+
+class PullFailed(WeightsafeError):
+    """Some files of a pull failed; ``report`` says which and why. The exit code is the worst one's."""
+
+    def __init__(self, report):
+        self.report = report
+        self.exit_code = report.exit_code
+        super().__init__(first_of([f.message for f in report.failures]))
+
+
+class Interrupted(WeightsafeError):
+    """Ctrl-C or a cancel request: partial downloads are kept and resume on the next pull."""
+
+    exit_code = ExitCode.INTERRUPTED

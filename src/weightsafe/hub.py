@@ -7,69 +7,51 @@ origin: a 302 to the CDN (or anywhere else) is followed without it. Transient fa
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.parse
 from dataclasses import dataclass
+from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .errors import HubError, OfflineError
+from .errors import HubError, HubUnreachable, OfflineError
+from .settings import Settings, check_endpoint
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 MAX_REDIRECTS = 10
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
+RetryHook = Callable[[str], None]
+
+
 class _CappedRetry(Retry):
-    """urllib3's Retry, but a server's Retry-After is honoured only up to a minute."""
+    """urllib3's Retry, but a server's Retry-After is honoured only up to a minute, and every
+    retry is told to ``on_retry`` (a pipeline log shows "retry 2/5 in 1.0 s", not silence)."""
 
     MAX_RETRY_AFTER = 60.0
+    on_retry: RetryHook | None = None
 
     def get_retry_after(self, response):
         value = super().get_retry_after(response)
         return None if value is None else min(value, self.MAX_RETRY_AFTER)
 
+    def new(self, **kw):
+        fresh = super().new(**kw)
+        fresh.on_retry = self.on_retry
+        return fresh
 
-def resolve_endpoint(explicit: str | None = None) -> str:
-    endpoint = explicit or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
-    parsed = urllib.parse.urlsplit(endpoint)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise HubError(f"endpoint {endpoint!r} is not an http(s) URL")
-    return endpoint.rstrip("/")
-
-
-def resolve_token() -> str | None:
-    """HF_TOKEN, then the token stored by ``hf auth login`` (huggingface_hub decides)."""
-    if os.environ.get("HF_TOKEN"):
-        return os.environ["HF_TOKEN"]
-    try:
-        from huggingface_hub import get_token
-
-        return get_token()
-    except Exception:  # a broken token file must not break a public download
-        return None
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise HubError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise HubError(f"{name}={raw!r} must not be negative")
-    return value
-
-
-def offline_from_env() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        fresh = super().increment(method, url, response, error, _pool, _stacktrace)
+        if self.on_retry:
+            why = f"HTTP {response.status}" if response is not None and not error else _reason(error or "")
+            wait = (fresh.get_retry_after(response) if response is not None else None) or fresh.get_backoff_time()
+            where = f"{_pool.host}:{_pool.port}{url or ''}" if _pool is not None else (url or "")
+            self.on_retry(f"{method} {where}: {why}; retry {len(fresh.history)}/{self.total} in {wait:.1f} s")
+        return fresh
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -139,15 +121,16 @@ def describe_http_error(resp: requests.Response, what: str, endpoint: str | None
 class HubClient:
     """A requests session bound to one endpoint and token, with retries and safe redirects."""
 
-    def __init__(self, endpoint: str | None = None, token: str | None = None, offline: bool = False,
-                 connect_timeout: float = 10.0, read_timeout: float | None = None, retries: int | None = None,
-                 backoff: float | None = None):
-        self.endpoint = resolve_endpoint(endpoint)
+    def __init__(self, endpoint: str, token: str | None = None, offline: bool = False,
+                 connect_timeout: float = 10.0, read_timeout: float = 30.0, retries: int = 5,
+                 backoff: float = 0.5, on_retry: RetryHook | None = None):
+        self.endpoint = check_endpoint(endpoint)
         self.token = token
         self.offline = offline
-        self.timeout = (connect_timeout, read_timeout or _env_number("WEIGHTSAFE_READ_TIMEOUT", 30.0))
-        self.retries = retries if retries is not None else int(_env_number("WEIGHTSAFE_RETRIES", 5))
-        self.backoff = backoff if backoff is not None else _env_number("WEIGHTSAFE_BACKOFF", 0.5)
+        self.timeout = (connect_timeout, read_timeout)
+        self.retries = retries
+        self.backoff = backoff
+        self.on_retry = on_retry
         self.session = requests.Session()
         # read: a reset or a stall before the response headers is retried here; after them
         # (mid-body) the transfer resumes from its offset instead.
@@ -156,11 +139,22 @@ class HubClient:
                       backoff_factor=self.backoff, backoff_max=30,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       respect_retry_after_header=True, raise_on_status=False, redirect=0)
+        retry.on_retry = on_retry
         adapter = HTTPAdapter(max_retries=retry, pool_connections=32, pool_maxsize=32)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = f"weightsafe/{__version__}"
         self.session.trust_env = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, on_retry: RetryHook | None = None) -> "HubClient":
+        return cls(settings.endpoint, token=settings.token, offline=settings.offline,
+                   read_timeout=settings.read_timeout, retries=settings.retries, backoff=settings.backoff,
+                   on_retry=on_retry)
+
+    def tell_retry(self, message: str) -> None:
+        if self.on_retry:
+            self.on_retry(message)
 
     # ---------------------------------------------------------------- URLs
     def file_url(self, repo: str, revision: str, path: str) -> str:
@@ -192,6 +186,10 @@ class HubClient:
                                             allow_redirects=False, stream=stream, timeout=self.timeout)
             except requests.exceptions.RetryError as e:
                 raise HubError(f"{what}: gave up after {self.retries} retries ({_reason(e)})") from None
+            except requests.exceptions.SSLError as e:  # reached, but not trusted: no fallback
+                raise HubError(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+                raise HubUnreachable(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
             except requests.exceptions.RequestException as e:
                 raise HubError(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
             if resp.status_code not in (301, 302, 303, 307, 308):
@@ -248,7 +246,9 @@ class HubClient:
                     404: "no such revision"}.get(status, str(e).splitlines()[0])
             raise HubError(f"{repo}@{revision}: the hub refused the file listing (HTTP {status}): {hint}") from None
         except Exception as e:  # httpx transport errors and the like
-            raise HubError(f"{repo}@{revision}: listing failed: {_reason(e)}") from None
+            unreachable = any(k in type(e).__name__ for k in ("Connect", "Timeout", "Network"))
+            raise (HubUnreachable if unreachable else HubError)(
+                f"{repo}@{revision}: listing failed: {_reason(e)}") from None
         entries = []
         for s in info.siblings or []:
             lfs = getattr(s, "lfs", None)
@@ -258,7 +258,10 @@ class HubClient:
         return info.sha, entries
 
 
-KNOWN_REASONS = (("Connection refused", "connection refused"), ("Read timed out", "read timed out (stalled)"),
+KNOWN_REASONS = (("WRONG_VERSION_NUMBER", "the endpoint is https:// but the server speaks plain HTTP (use http://)"),
+                 ("record layer failure", "the endpoint is https:// but the server speaks plain HTTP (use http://)"),
+                 ("\\x15\\x03", "the endpoint is http:// but the server speaks HTTPS (use https://)"),
+                 ("Connection refused", "connection refused"), ("Read timed out", "read timed out (stalled)"),
                  ("Connection reset", "connection reset"), ("Name or service not known", "unknown host"),
                  ("Temporary failure in name resolution", "DNS lookup failed"),
                  ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),

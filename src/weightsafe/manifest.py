@@ -94,18 +94,19 @@ class Manifest:
     def select(self, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> "Manifest":
         """The same manifest restricted to files matching any include and no exclude glob."""
         include, exclude = tuple(include), tuple(exclude)
-
-        def wanted(path: str) -> bool:
-            p = PurePosixPath(path)
-            if include and not any(p.match(g) or path == g for g in include):
-                return False
-            return not any(p.match(g) or path == g for g in exclude)
-
-        return replace(self, files=tuple(f for f in self.files if wanted(f.path)))
+        return replace(self, files=tuple(f for f in self.files if selected(f.path, include, exclude)))
 
     @property
     def known_bytes(self) -> int:
         return sum(f.size or f.size_approx or 0 for f in self.files)
+
+
+def selected(path: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> bool:
+    """Whether ``path`` matches any include glob (or there are none) and no exclude glob."""
+    p = PurePosixPath(path)
+    if include and not any(p.match(g) or path == g for g in include):
+        return False
+    return not any(p.match(g) or path == g for g in exclude)
 
 
 def check_relpath(path: Any, where: str = "path") -> str:

@@ -23,7 +23,20 @@ class Progress:
 
     def file_end(self, path: str, status: str) -> None: ...
 
+    def retry(self, message: str) -> None:
+        """A request or transfer is being retried (called from worker threads)."""
+
     def close(self) -> None: ...
+
+
+class RetryLines(Progress):
+    """No progress, but every retry as one line: what ``--json`` runs show on stderr."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+
+    def retry(self, message):
+        print(f"weightsafe: retry: {message}", file=self.stream, flush=True)
 
 
 class TqdmProgress(Progress):
@@ -55,6 +68,12 @@ class TqdmProgress(Progress):
                 bar.update(n)
             if self._total is not None:
                 self._total.update(n)
+
+    def retry(self, message):
+        from tqdm import tqdm
+
+        with self._lock:
+            tqdm.write(f"weightsafe: retry: {message}", file=self.stream)
 
     def file_end(self, path, status):
         with self._lock:
@@ -106,3 +125,7 @@ class LineProgress(Progress):
     def file_end(self, path, status):
         with self._lock:
             self._say(f"  {'done' if status == 'ok' else status:4} {path}")
+
+    def retry(self, message):
+        with self._lock:
+            self._say(f"weightsafe: retry: {message}")

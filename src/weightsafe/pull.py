@@ -9,6 +9,7 @@ committed) once the rest is done, so concurrent pulls share the work instead of 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,13 +17,14 @@ from dataclasses import dataclass, field
 from filelock import Timeout
 
 from .cache import Cache, Records, Stat
-from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, OfflineError,
+from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, Interrupted, OfflineError,
                      WeightsafeError)
 from .hashing import FINGERPRINT_ALG
 from .hub import HubClient, RemoteFile
 from .manifest import Digest, FileEntry, Manifest
 from .progress import Progress
-from .transfer import PartFile, download
+from .placement import Placement
+from .transfer import Cancelled, PartFile, download
 from .verify import compare, explain, verify_file
 
 HUB_HEAD_SOURCE = "hub-head"
@@ -56,6 +58,15 @@ class PullReport:
     files: list[FileOutcome]
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    commit: str | None = None
+    #: where the verified files were placed besides the cache (--local-dir, --hf-cache)
+    target: str | None = None
+    placements: list[Placement] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        """The directory to load the model from: the placed copy if there is one, else the cache's."""
+        return self.target or self.directory
 
     @property
     def failures(self) -> list[FileOutcome]:
@@ -79,21 +90,73 @@ class PullReport:
 
     def to_dict(self) -> dict:
         return {"command": "pull", "ok": self.ok, "name": self.name, "repo": self.repo,
-                "revision": self.revision, "directory": self.directory,
-                "seconds": round(self.seconds, 3), "bytes_fetched": self.bytes_fetched,
-                "notes": self.notes, "files": [f.to_dict() for f in self.files]}
+                "revision": self.revision, "commit": self.commit, "directory": self.directory,
+                "path": self.path, "seconds": round(self.seconds, 3), "bytes_fetched": self.bytes_fetched,
+                "notes": self.notes, "files": [f.to_dict() for f in self.files],
+                "placements": [p.to_dict() for p in self.placements]}
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """What a pull would do with one file: cached, verify (present, not yet recorded), resume, fetch."""
+
+    path: str
+    action: str
+    size: int | None
+    have: int = 0  # bytes already on disk for a resume
+
+    @property
+    def to_fetch(self) -> int | None:
+        if self.action in ("cached", "verify"):
+            return 0
+        return None if self.size is None else max(0, self.size - self.have)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "action": self.action, "size": self.size, "have": self.have,
+                "to_fetch": self.to_fetch}
+
+
+@dataclass
+class PullPlan:
+    """What ``pull --dry-run`` reports: decided from the cache and the hub, nothing changed."""
+
+    name: str
+    repo: str
+    revision: str
+    directory: str
+    files: list[PlannedFile]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_to_fetch(self) -> int:
+        return sum(f.to_fetch or 0 for f in self.files)
+
+    @property
+    def unknown_sizes(self) -> list[str]:
+        return [f.path for f in self.files if f.to_fetch is None]
+
+    ok = True
+    exit_code = ExitCode.OK
+
+    def to_dict(self) -> dict:
+        return {"command": "pull", "dry_run": True, "ok": True, "name": self.name, "repo": self.repo,
+                "revision": self.revision, "directory": self.directory, "bytes_to_fetch": self.bytes_to_fetch,
+                "unknown_sizes": self.unknown_sizes, "notes": self.notes,
+                "files": [f.to_dict() for f in self.files]}
 
 
 class Puller:
     """One pull of one manifest into one cache."""
 
     def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int = 4,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, cancel: threading.Event | None = None):
         self.m = manifest
         self.cache = cache
         self.client = client
         self.jobs = max(1, jobs)
         self.progress = progress or Progress()
+        self.cancel = cancel or threading.Event()
+        self.commit: str | None = manifest.revision if manifest.pinned else None
         self.records: Records = cache.records(manifest.name, manifest.revision)
         self.directory = cache.model_dir(manifest.name, manifest.revision)
         self.notes: list[str] = []
@@ -144,6 +207,9 @@ class Puller:
         problems = []
         for entry, remote in zip(todo, remotes):
             problems += self._disagreements(entry, remote)
+        commits = {r.commit for r in remotes if r.commit}
+        if len(commits) == 1:
+            self.commit = commits.pop()
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise HubMismatchError(f"the hub disagrees with the manifest {self.m.origin}: "
@@ -182,10 +248,15 @@ class Puller:
     def fetch(self, entry: FileEntry, remote: RemoteFile, wait: bool) -> FileOutcome | None:
         """Fetch one file under its lock; None when another process holds it and wait is False."""
         lock = self.cache.lock(self.m.name, self.m.revision, entry.path)
-        try:
-            lock.acquire(timeout=-1 if wait else 0)
-        except Timeout:
-            return None
+        while True:  # wait in short steps, so a cancel is noticed while another process holds it
+            try:
+                lock.acquire(timeout=0.25 if wait else 0)
+                break
+            except Timeout:
+                if not wait:
+                    return None
+                if self.cancel.is_set():
+                    raise Cancelled(entry.path) from None
         try:
             size = self._cached_size(entry, self.records.files())
             if size is not None:
@@ -210,7 +281,8 @@ class Puller:
         url = self.client.file_url(self.m.repo, self.m.revision, entry.path)
         self.progress.file_start(entry.path, size)
         result = download(self.client, url, part, algs, size, remote.etag,
-                          progress=lambda n: self.progress.advance(entry.path, n), label=entry.path)
+                          progress=lambda n: self.progress.advance(entry.path, n), label=entry.path,
+                          cancel=self.cancel)
         outcome = FileOutcome(entry.path, "downloaded", size=result.size, fetched=result.fetched,
                               resumed_from=result.resumed_from, restarts=result.restarts)
         outcome.checks = compare(expected, result.digests)
@@ -248,6 +320,7 @@ class Puller:
         cached, todo = self.plan()
         report = PullReport(self.m.name, self.m.repo, self.m.revision, str(self.directory), cached,
                             notes=self.notes)
+        recorded_commit = self.records.load().get("commit")
         if todo:
             if self.client.offline:
                 raise OfflineError(f"{len(todo)} file(s) of {self.m.name} are not in the cache "
@@ -261,25 +334,75 @@ class Puller:
             finally:
                 self.progress.close()
         # What the user asked for, fetched or not: `verify NAME` then reports a failed file as missing.
-        self._record(name=self.m.name, repo=self.m.repo, revision=self.m.revision,
-                     pulled=sorted(set(self.records.load().get("pulled", [])) | {f.path for f in self.m.files}))
+        self.commit = self.commit or (recorded_commit if isinstance(recorded_commit, str) else None)
+        known = self.records.load()
+        meta = {"name": self.m.name, "repo": self.m.repo, "revision": self.m.revision,
+                "pulled": sorted(set(known.get("pulled", [])) | {f.path for f in self.m.files})}
+        if self.commit:
+            meta["commit"] = self.commit
+        if any(known.get(k) != v for k, v in meta.items()):  # a read-only cache is never written needlessly
+            self._record(**meta)
+        report.commit = self.commit
         order = {e.path: i for i, e in enumerate(self.m.files)}
         report.files.sort(key=lambda f: order.get(f.path, 0))
         report.seconds = time.monotonic() - start
         return report
 
     def _fetch_all(self, todo: list[FileEntry], remotes: dict[str, RemoteFile]) -> list[FileOutcome]:
+        """Fetch in parallel. On Ctrl-C or a cancel, every worker stops at its next buffer and the
+        parts stay resumable; the caller gets Interrupted (KeyboardInterrupt passes through)."""
         outcomes, deferred = [], []
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.jobs)
+        try:
             first = list(pool.map(lambda e: (e, self.fetch(e, remotes[e.path], wait=False)), todo))
             for entry, outcome in first:
                 (outcomes.append(outcome) if outcome else deferred.append(entry))
             outcomes += list(pool.map(lambda e: self.fetch(e, remotes[e.path], wait=True), deferred))
+        except Cancelled:
+            self.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise Interrupted(f"pull of {self.m.name} cancelled; partial downloads are kept and "
+                              f"resume on the next pull") from None
+        except BaseException:
+            self.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return outcomes
+
+    # ---------------------------------------------------------------- dry run
+    def preview(self) -> PullPlan:
+        """What ``run`` would do, decided without hashing, moving or writing anything."""
+        recorded = self.records.files()
+        planned = []
+        for entry in self.m.files:
+            final = self.cache.final_path(self.m.name, self.m.revision, entry.path)
+            part = PartFile(self.cache.part_path(self.m.name, self.m.revision, entry.path))
+            try:
+                stat = Stat.of(final)
+            except FileNotFoundError:
+                stat = None
+            record = recorded.get(entry.path)
+            if stat is not None:
+                digests = (record or {}).get("digests") or {}
+                fresh = Records.unchanged(record, stat) and digests and all(
+                    digests.get(d.alg) == d.hex for d in entry.digests)
+                planned.append(PlannedFile(entry.path, "cached" if fresh else "verify", stat.size))
+            else:
+                have = part.size()
+                planned.append(PlannedFile(entry.path, "resume" if have else "fetch", entry.size, have))
+        unknown = [self.m.file(p.path) for p in planned if p.to_fetch is None]
+        if unknown and not self.client.offline:
+            sizes = {path: r.size for path, r in self.ask_hub(unknown).items()}
+            planned = [PlannedFile(p.path, p.action, sizes.get(p.path, p.size), p.have) if p.to_fetch is None else p
+                       for p in planned]
+        elif unknown:
+            self.notes.append(f"{len(unknown)} file size(s) unknown: offline, the hub was not asked")
+        return PullPlan(self.m.name, self.m.repo, self.m.revision, str(self.directory), planned, self.notes)
 
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
-__all__ = ["Puller", "PullReport", "FileOutcome", "HubError"]
+__all__ = ["Puller", "PullReport", "PullPlan", "PlannedFile", "FileOutcome", "HubError"]

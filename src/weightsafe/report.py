@@ -12,6 +12,15 @@ MARK = {"ok": "ok", "cached": "ok", "downloaded": "ok", "failed": "FAIL", "misma
         "unverifiable": "UNKNOWN", "error": "ERROR"}
 
 
+def escape(text: str) -> str:
+    """Text safe for a terminal: control characters (C0, DEL, C1 such as U+009B, which some
+    terminals take as an escape sequence) are shown as \\xNN / \\uNNNN. JSON output stays exact."""
+    if all(c == " " or c.isprintable() for c in text):
+        return text
+    return "".join(c if c.isprintable() or c == " " else
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in text)
+
+
 def size(n: int | None) -> str:
     if n is None:
         return "?"
@@ -32,7 +41,7 @@ def error_json(err: WeightsafeError | BaseException, exit_code: int) -> dict:
 def pull_text(report, quiet: bool = False) -> list[str]:
     lines = []
     if not quiet:
-        lines.append(f"{report.name} @ {report.revision[:12]} -> {report.directory}")
+        lines.append(f"{report.name} @ {report.revision[:12]} -> {report.path}")
         for f in report.files:
             detail = f.status
             if f.status == "downloaded" and f.resumed_from:
@@ -41,11 +50,11 @@ def pull_text(report, quiet: bool = False) -> list[str]:
                 detail += f", restarted {f.restarts}x"
             if f.message and f.status != "failed":
                 detail += f", {f.message}"
-            lines.append(f"  {MARK[f.status]:<4}  {f.path:<48} {size(f.size):>10}  {detail}")
+            lines.append(f"  {MARK[f.status]:<4}  {escape(f.path):<48} {size(f.size):>10}  {detail}")
         for note in report.notes:
             lines.append(f"  note: {note}")
     for f in report.failures:
-        lines.append(f"error: {f.message}")
+        lines.append(f"error: {escape(f.message)}")
     if not quiet or not report.ok:
         counts = {s: sum(1 for f in report.files if f.status == s) for s in ("cached", "downloaded", "failed")}
         lines.append(f"{len(report.files)} files: {counts['cached']} cached, {counts['downloaded']} downloaded, "
@@ -59,13 +68,13 @@ def verify_text(report, quiet: bool = False) -> list[str]:
         lines.append(f"{report.name}: {report.directory}")
         for v in report.verdicts:
             how = f"({v.method})" if v.method else ""
-            lines.append(f"  {MARK[v.status]:<10}  {v.path:<48} {size(v.actual_size):>10}  {how}")
+            lines.append(f"  {MARK[v.status]:<10}  {escape(v.path):<48} {size(v.actual_size):>10}  {how}")
         for note in report.notes:
             lines.append(f"  note: {note}")
     shown = report.failures + [v for v in report.verdicts if v.status == "unexpected" and not quiet
                                and v not in report.failures]
     for v in shown:
-        lines.append(f"{'error' if v in report.failures else 'warning'}: {v.message}")
+        lines.append(f"{'error' if v in report.failures else 'warning'}: {escape(v.message)}")
     if not quiet or not report.ok:
         bad = len(report.failures)
         lines.append(f"{len(report.verdicts)} files: {'all ok' if not bad else f'{bad} failed'}; "
@@ -98,4 +107,41 @@ def check_text(report, quiet: bool = False) -> list[str]:
         lines.append(f"error: {'UNSAFE: ' if p.unsafe else ''}{p}")
     if not quiet or not report.ok:
         lines.append("check passed" if report.ok else f"check failed: {len(report.problems)} problem(s)")
+    return lines
+
+
+def plan_text(plan, quiet: bool = False) -> list[str]:
+    lines = []
+    if not quiet:
+        lines.append(f"{plan.name} @ {plan.revision[:12]} -> {plan.directory} (dry run: nothing changes)")
+        for f in plan.files:
+            detail = {"cached": "cached, verified", "verify": "present, would be verified first",
+                      "resume": f"would resume at {size(f.have)}", "fetch": "would be fetched"}[f.action]
+            lines.append(f"  {f.action:<7} {escape(f.path):<48} {size(f.size):>10}  {detail}")
+        for note in plan.notes:
+            lines.append(f"  note: {note}")
+    unknown = f" (+ {len(plan.unknown_sizes)} file(s) of unknown size)" if plan.unknown_sizes else ""
+    todo = sum(1 for f in plan.files if f.action in ("resume", "fetch"))
+    lines.append(f"{len(plan.files)} files: {todo} to fetch, {size(plan.bytes_to_fetch)}{unknown}")
+    return lines
+
+
+def models_text(root, models) -> list[str]:
+    import time as _time
+
+    lines = [f"cache: {root}"]
+    for m in models:
+        when = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(m.last_verified)) if m.last_verified else "never"
+        rev = m.commit[:12] if m.commit else ", ".join(m.revisions)
+        lines.append(f"  {', '.join(m.names):<48} {rev:<14} {m.files:>4} files {size(m.bytes):>10}  verified {when}")
+    total = sum(m.bytes for m in models)
+    lines.append(f"{len(models)} model(s), {size(total)}")
+    return lines
+
+
+def clean_text(report, quiet: bool = False) -> list[str]:
+    verb = "would remove" if report.dry_run else "removed"
+    lines = [f"  {verb} {r.kind:<16} {escape(r.path)}  {size(r.bytes)}" for r in report.removed]
+    lines += [f"warning: skipped {escape(s)}" for s in report.skipped]
+    lines.append(f"{report.command}: {verb} {len(report.removed)} item(s), {size(report.bytes)}")
     return lines

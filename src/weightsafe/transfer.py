@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,10 @@ class TransferResult:
     fetched: int       # bytes that came over the network in this run
     resumed_from: int  # bytes reused from an earlier run
     restarts: int      # times the part had to start over (Range ignored, ETag changed)
+
+
+class Cancelled(Exception):
+    """The caller's cancel event was set: the part stays on disk and resumes next time."""
 
 
 class _Restart(Exception):
@@ -85,7 +90,8 @@ class PartFile:
 
 def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
              expect: str | None, progress: Callable[[int], None] | None = None,
-             max_attempts: int | None = None, backoff: float | None = None, label: str | None = None) -> TransferResult:
+             max_attempts: int | None = None, backoff: float | None = None, label: str | None = None,
+             cancel: threading.Event | None = None) -> TransferResult:
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
     ETag at HEAD time): a part begun for another version, or another size, starts over."""
     state = part.state()
@@ -117,7 +123,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
     while size is None or hasher.count < size:
         before = hasher.count
         try:
-            done = _attempt(client, url, part, hasher, validator, size, progress, remember, label)
+            done = _attempt(client, url, part, hasher, validator, size, progress, remember, label, cancel)
             fetched += hasher.count - before
             if done:
                 break
@@ -139,7 +145,13 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             if failures >= max_attempts:
                 raise HubError(f"{label}: transfer failed {failures} times in a row at byte "
                                f"{hasher.count}: {_reason(e)}") from None
-            time.sleep(min(backoff * 2 ** failures, 10))
+            wait = min(backoff * 2 ** failures, 10)
+            client.tell_retry(f"{label}: {_reason(e)} at byte {hasher.count}; resuming in {wait:.1f} s "
+                              f"(attempt {failures + 1}/{max_attempts})")
+            if cancel is not None and cancel.wait(wait):
+                raise Cancelled(label)
+            if cancel is None:
+                time.sleep(wait)
             continue
         except OSError as e:
             raise DiskError(f"cannot write {part.path}: {e.strerror or e}") from None
@@ -147,7 +159,8 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
 
 
 def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, validator: str | None,
-             size: int | None, progress, remember: Callable[[str | None], None], label: str) -> bool:
+             size: int | None, progress, remember: Callable[[str | None], None], label: str,
+             cancel: threading.Event | None = None) -> bool:
     """One GET from the current offset; returns True when the whole body arrived."""
     offset = hasher.count
     headers = {"Accept-Encoding": "identity"}
@@ -184,6 +197,8 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
             received = 0
             while True:
                 # read1: whatever has arrived (up to CHUNK), so progress is written as it comes
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(label)
                 chunk = resp.raw.read1(CHUNK, decode_content=False)
                 if not chunk:
                     break

@@ -13,11 +13,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from .cache import Records, Stat
+from .errors import IntegrityError, first_of
 from .hashing import FINGERPRINT_ALG, hash_file
-from .manifest import Digest, FileEntry, Manifest
+from .manifest import Digest, FileEntry, Manifest, selected
 
 OK, MISMATCH, MISSING, WRONG_SIZE, UNEXPECTED, UNVERIFIABLE, ERROR = (
     "ok", "mismatch", "missing", "wrong_size", "unexpected", "unverifiable", "error")
@@ -104,6 +105,12 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.failures
 
+    def raise_for_status(self) -> "VerifyReport":
+        """Raise IntegrityError (exit 1) naming the first failed file if any file failed."""
+        if not self.ok:
+            raise IntegrityError(first_of([v.message for v in self.failures]))
+        return self
+
     def to_dict(self) -> dict:
         counts: dict[str, int] = {}
         for v in self.verdicts:
@@ -175,22 +182,32 @@ def unexpected_files(directory: Path, manifest: Manifest) -> list[str]:
 
 def verify_directory(manifest: Manifest, directory: Path, records: Records | None, full: bool = False,
                      jobs: int = 4, progress: Callable[[int], None] | None = None,
-                     report_unexpected: bool = True, strict: bool = False) -> VerifyReport:
-    """Verify every manifest file under ``directory`` in parallel; record new fingerprints."""
+                     report_unexpected: bool = True, strict: bool = False,
+                     include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> VerifyReport:
+    """Verify the manifest files under ``directory`` (those ``include``/``exclude`` select) in
+    parallel, and record new fingerprints where the records can be written (a read-only volume
+    is verified all the same). A file the selection leaves out is neither checked nor unexpected."""
     start = time.monotonic()
+    include, exclude = tuple(include or ()), tuple(exclude or ())
+    chosen = manifest.select(include, exclude)
     recorded = records.files() if records else {}
 
     def one(entry: FileEntry):
         return verify_file(entry, directory / entry.path, recorded.get(entry.path), full, progress)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, manifest.files))
+        results = list(pool.map(one, chosen.files))
     verdicts = [v for v, _ in results]
-    fresh = {e.path: new for e, (_, new) in zip(manifest.files, results) if new}
+    notes = []
+    fresh = {e.path: new for e, (_, new) in zip(chosen.files, results) if new}
     if records and fresh:
-        records.update(fresh)
+        try:
+            records.update(fresh)
+        except OSError as e:
+            notes.append(f"fingerprints not recorded ({records.path}: {e.strerror or e}); the next verify "
+                         f"hashes in full again")
     if report_unexpected and directory.is_dir():
         verdicts += [FileVerdict(p, UNEXPECTED, f"{p}: not in the manifest") for p in
-                     unexpected_files(directory, manifest)]
+                     unexpected_files(directory, manifest) if selected(p, include, exclude)]
     hashed = sum(v.actual_size or 0 for v in verdicts if v.method)
-    return VerifyReport(manifest.name, str(directory), verdicts, time.monotonic() - start, hashed, strict)
+    return VerifyReport(manifest.name, str(directory), verdicts, time.monotonic() - start, hashed, strict, notes)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ExitCode
+from ..errors import ExitCode, IntegrityError, UnsafeContentError, first_of
 from ..manifest import Manifest
 from .arch import check_config
 from .device import LoadStats, load_all, pick_device
@@ -46,6 +46,13 @@ class LoadReport:
         if any(p.unsafe for p in self.problems):
             return ExitCode.UNSAFE
         return ExitCode.INTEGRITY if self.problems else ExitCode.OK
+
+    def raise_for_status(self) -> "LoadReport":
+        """Raise UnsafeContentError (exit 5) or IntegrityError (exit 1) if the check failed."""
+        if self.problems:
+            cls = UnsafeContentError if self.exit_code == ExitCode.UNSAFE else IntegrityError
+            raise cls(first_of([str(p) for p in self.problems]))
+        return self
 
     def to_dict(self) -> dict:
         return {"command": "check", "ok": self.ok, "name": self.name, "directory": self.directory,

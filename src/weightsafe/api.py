@@ -1,0 +1,325 @@
+"""The public API: what the CLI does, callable from Python with no subprocess.
+
+    >>> import weightsafe
+    >>> path = weightsafe.pull("ibm-granite/granite-3.0-2b-instruct", hf_cache=True)
+    >>> weightsafe.verify("ibm-granite/granite-3.0-2b-instruct", full=True).ok
+    True
+
+Every function reads the environment once (``Settings.from_env``); its keyword arguments win
+over it. Nothing here prints or exits: results are report objects, and every failure is a
+``WeightsafeError`` subclass carrying the CLI's ``exit_code``. ``verify`` and ``check`` return a
+report whose ``ok`` says whether the model passed (``report.raise_for_status()`` turns a failed
+one into an exception); ``pull`` raises ``PullFailed`` when any file failed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from . import catalog
+from .cache import Cache, Records
+from .errors import NotCachedError, PullFailed, UsageError
+from .hfcache import HFRepoCache
+from .hub import HubClient
+from .localdir import LocalDir
+from .manifest import Manifest
+from .progress import Progress
+from .pull import Puller, PullPlan, PullReport
+from .settings import Settings
+from .verify import VerifyReport, verify_directory
+
+PathLike = str | os.PathLike
+
+
+def default_jobs() -> int:
+    return max(4, min(16, os.cpu_count() or 4))
+
+
+# ---------------------------------------------------------------- shared plumbing
+
+@dataclass(frozen=True)
+class Context:
+    """Settings, cache and manifest search path for one call."""
+
+    settings: Settings
+    cache: Cache
+
+    @classmethod
+    def make(cls, *, endpoint: str | None = None, cache_dir: PathLike | None = None, offline: bool = False,
+             settings: Settings | None = None) -> "Context":
+        s = (settings or Settings.from_env()).with_overrides(endpoint=endpoint, cache_dir=cache_dir,
+                                                              offline=offline)
+        return cls(s, Cache(s.cache_root))
+
+    @property
+    def dirs(self) -> list[Path]:
+        return catalog.search_dirs(self.settings.manifest_dirs)
+
+    def client(self, progress: Progress | None = None) -> HubClient:
+        return HubClient.from_settings(self.settings, on_retry=progress.retry if progress else None)
+
+    def resolve(self, name: str | None, revision: str | None = None, manifest: PathLike | None = None,
+                client: HubClient | None = None, notes: list[str] | None = None) -> Manifest:
+        spec = _spec(name or "", revision)
+        m = catalog.resolve(spec, self.cache, self.dirs, str(manifest) if manifest else None, client, notes)
+        if revision and not catalog.is_repo_spec(spec) and revision not in (m.revision, m.commit):
+            raise UsageError(f"{m.name} pins revision {m.revision}, not {revision}; edit the manifest to change it")
+        return m
+
+
+def _spec(name: str, revision: str | None) -> str:
+    if not revision or not name or not catalog.is_repo_spec(name):
+        return name
+    if "@" in name:
+        raise UsageError(f"{name!r} names a revision already; drop revision={revision!r} or the '@'")
+    return f"{name}@{revision}"
+
+
+def _select(m: Manifest, include: Iterable[str] | None, exclude: Iterable[str] | None) -> Manifest:
+    return m.select(tuple(include or ()), tuple(exclude or ()))
+
+
+# ---------------------------------------------------------------- pull
+
+def pull_report(name: str | None = None, *, revision: str | None = None, endpoint: str | None = None,
+                cache_dir: PathLike | None = None, local_dir: PathLike | None = None, hf_cache: bool = False,
+                include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+                jobs: int | None = None, offline: bool = False, manifest: PathLike | None = None,
+                progress: Progress | None = None, cancel: threading.Event | None = None,
+                settings: Settings | None = None) -> PullReport:
+    """Like ``pull``, but returns the report even when files failed (the CLI prints it)."""
+    ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, offline=offline, settings=settings)
+    progress = progress or Progress()
+    client = ctx.client(progress)
+    notes: list[str] = []
+    m = _select(ctx.resolve(name, revision, manifest, client, notes), include, exclude)
+    if not m.files:
+        raise UsageError(f"{m.name}: no file matches include {list(include or [])} / exclude {list(exclude or [])}")
+    report = Puller(m, ctx.cache, client, jobs or default_jobs(), progress, cancel).run()
+    report.notes[:0] = notes
+    if report.ok and local_dir:
+        _to_local_dir(ctx, m, report, Path(local_dir))
+    if report.ok and hf_cache:
+        _to_hf_cache(ctx, m, report)
+    return report
+
+
+def pull(name: str | None = None, *, revision: str | None = None, endpoint: str | None = None,
+         cache_dir: PathLike | None = None, local_dir: PathLike | None = None, hf_cache: bool = False,
+         include: Sequence[str] | None = None, exclude: Sequence[str] | None = None, jobs: int | None = None,
+         offline: bool = False, manifest: PathLike | None = None, progress: Progress | None = None,
+         cancel: threading.Event | None = None, settings: Settings | None = None) -> Path:
+    """Fetch a model (a manifest NAME or ``org/repo``) and verify every byte; returns the directory
+    to load it from: ``local_dir`` if given, else the Hugging Face cache snapshot with
+    ``hf_cache=True``, else weightsafe's cache. Raises ``PullFailed`` (``.report``) if a file failed."""
+    report = pull_report(name, revision=revision, endpoint=endpoint, cache_dir=cache_dir, local_dir=local_dir,
+                         hf_cache=hf_cache, include=include, exclude=exclude, jobs=jobs, offline=offline,
+                         manifest=manifest, progress=progress, cancel=cancel, settings=settings)
+    if not report.ok:
+        raise PullFailed(report)
+    return Path(report.path)
+
+
+def plan(name: str | None = None, *, revision: str | None = None, endpoint: str | None = None,
+         cache_dir: PathLike | None = None, include: Sequence[str] | None = None,
+         exclude: Sequence[str] | None = None, offline: bool = False, manifest: PathLike | None = None,
+         settings: Settings | None = None) -> PullPlan:
+    """What a pull would fetch and how many bytes (``pull --dry-run``); changes nothing on disk."""
+    ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, offline=offline, settings=settings)
+    client = ctx.client()
+    notes: list[str] = []
+    m = _select(ctx.resolve(name, revision, manifest, client, notes), include, exclude)
+    result = Puller(m, ctx.cache, client).preview()
+    result.notes[:0] = notes
+    return result
+
+
+def _summary(where: str, placements) -> str:
+    counts = Counter(p.method for p in placements)
+    how = ", ".join(f"{n} by {method}" for method, n in sorted(counts.items()))
+    cost = "no extra disk space" if not counts.get("copy") else "copies take extra disk space (another file system)"
+    return f"placed {len(placements)} file(s) in {where}: {how}; {cost}"
+
+
+def _to_local_dir(ctx: Context, m: Manifest, report: PullReport, root: Path) -> None:
+    ld = LocalDir(root)
+    records = ctx.cache.records(m.name, m.revision).files()
+    entries = {}
+    for f in m.files:
+        placement, entry = ld.place(f.path, ctx.cache.final_path(m.name, m.revision, f.path), records.get(f.path))
+        report.placements.append(placement)
+        if entry:
+            entries[f.path] = entry
+    ld.save_manifest(_pinned_to_commit(m, report.commit))
+    ld.records.update(entries, name=m.name, repo=m.repo, revision=m.revision, commit=report.commit)
+    report.target = str(root)
+    report.notes.append(_summary(str(root), report.placements))
+
+
+def _pinned_to_commit(m: Manifest, commit: str | None) -> Manifest:
+    """The manifest as stored beside placed files: with the commit it resolved to, when known."""
+    from dataclasses import replace
+
+    if commit and not m.pinned and not m.commit:
+        return replace(m, commit=commit)
+    return m
+
+
+def _to_hf_cache(ctx: Context, m: Manifest, report: PullReport) -> None:
+    commit = report.commit
+    if not commit:
+        raise NotCachedError(f"{m.name}: the commit that {m.revision} resolves to is unknown (the server sent "
+                             f"no X-Repo-Commit), so it has no place in the Hugging Face cache")
+    repo_cache = HFRepoCache(ctx.settings.hf_hub_cache, m.repo)
+    records = ctx.cache.records(m.name, m.revision).files()
+    placed = []
+    for f in m.files:
+        record = records.get(f.path) or {}
+        placed.append(repo_cache.place(f.path, ctx.cache.final_path(m.name, m.revision, f.path), commit,
+                                       record.get("digests") or {}, record.get("xxh3-128")))
+    repo_cache.set_ref(m.revision, commit)
+    if m.pinned and repo_cache.set_ref("main", commit, overwrite=False):
+        report.notes.append(f"refs/main of {m.repo} in the Hugging Face cache now names {commit[:12]} (there was "
+                            f"none), so from_pretrained({m.repo!r}) finds it offline")
+    report.placements += placed
+    if not report.target:
+        report.target = str(repo_cache.snapshot(commit))
+    report.notes.append(_summary(f"the Hugging Face cache {repo_cache.root}", placed))
+
+
+# ---------------------------------------------------------------- locate a model on disk
+
+@dataclass(frozen=True)
+class Located:
+    """The files a verify or check is about, what they are judged against, and where facts are kept."""
+
+    manifest: Manifest | None
+    directory: Path
+    records: Records | None
+    notes: tuple[str, ...] = ()
+
+
+def locate(ctx: Context, name: str | None = None, *, revision: str | None = None,
+           directory: PathLike | None = None, local_dir: PathLike | None = None, hf_cache: bool = False,
+           manifest: PathLike | None = None, need_manifest: bool = True) -> Located:
+    """Find the directory and manifest for NAME, ``directory``, ``local_dir`` or the HF cache."""
+    if sum(bool(x) for x in (directory, local_dir, hf_cache)) > 1:
+        raise UsageError("choose one of --dir, --local-dir and --hf-cache")
+    named = ctx.resolve(name, revision, manifest) if (name or manifest) and not (
+        hf_cache and name and catalog.is_repo_spec(name)) else None
+    if directory:
+        target = Path(directory)
+        if need_manifest and named is None:
+            raise UsageError("--dir needs --manifest PATH (or a model NAME) to compare against")
+        if not target.is_dir():
+            raise UsageError(f"--dir {directory}: not a directory")
+        return Located(named, target, ctx.cache.dir_records(target))
+    if local_dir:
+        ld = LocalDir(Path(local_dir)).require()
+        stored = ld.manifest()
+        m = _narrowed(named, [f.path for f in stored.files]) if named and stored else named or stored
+        if m is None and need_manifest:
+            raise UsageError(f"--local-dir {local_dir}: weightsafe never pulled into it (no {ld.manifest_path}); "
+                             f"name the model or pass --manifest PATH")
+        return Located(m, ld.root, ld.records)
+    if hf_cache:
+        return _locate_hf(ctx, name, revision, named)
+    if named is None:
+        raise UsageError("name a model, or pass --dir DIR, --local-dir DIR or --hf-cache")
+    target = ctx.cache.model_dir(named.name, named.revision)
+    if not target.is_dir():
+        raise NotCachedError(f"{named.name} is not in the cache {ctx.cache.root}; run `weightsafe pull {named.name}`")
+    records = ctx.cache.records(named.name, named.revision)
+    return Located(_narrowed(named, records.load().get("pulled")), target, records)
+
+
+def _narrowed(m: Manifest, pulled: list[str] | None) -> Manifest:
+    """The manifest narrowed to what was pulled (say only the safetensors of a repo with both)."""
+    return m.select(include=pulled) if pulled else m
+
+
+def _locate_hf(ctx: Context, name: str | None, revision: str | None, named: Manifest | None) -> Located:
+    if named is None and not name:
+        raise UsageError("--hf-cache needs a model: NAME or ORG/REPO[@REV]")
+    if named is not None:
+        repo, rev = named.repo, named.revision
+    else:
+        repo, rev = catalog.split_spec(_spec(name or "", revision))
+        rev = rev or "main"
+    repo_cache = HFRepoCache(ctx.settings.hf_hub_cache, repo)
+    snapshot = repo_cache.snapshot_dir(rev)
+    commit = snapshot.name
+    notes: tuple[str, ...] = ()
+    if named is not None:
+        named = _narrowed(named, ctx.cache.records(named.name, named.revision).load().get("pulled"))
+    else:
+        named = catalog.pinned(ctx.cache, repo, commit)
+        if named is None:
+            named = repo_cache.manifest_from_blobs(commit)
+            notes = (f"no weightsafe manifest for {repo}@{commit[:12]}: checked against the digests the blobs are "
+                     f"named by (the hub's ETags at download time)",)
+    return Located(named, snapshot, ctx.cache.dir_records(snapshot), notes)
+
+
+# ---------------------------------------------------------------- verify, check, path
+
+def verify(name: str | None = None, *, revision: str | None = None, directory: PathLike | None = None,
+           local_dir: PathLike | None = None, hf_cache: bool = False, manifest: PathLike | None = None,
+           cache_dir: PathLike | None = None, full: bool = False, strict: bool = False,
+           include: Sequence[str] | None = None, exclude: Sequence[str] | None = None, jobs: int | None = None,
+           settings: Settings | None = None) -> VerifyReport:
+    """Hash the files of a model and judge each against the manifest; never needs the network.
+
+    Plain verify compares each file with the xxh3-128 fingerprint recorded when it was last fully
+    checked (disk speed); ``full=True`` re-checks every manifest digest. Works on a read-only cache."""
+    ctx = Context.make(cache_dir=cache_dir, settings=settings)
+    where = locate(ctx, name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
+                   manifest=manifest)
+    report = verify_directory(where.manifest, where.directory, where.records, full=full,
+                              jobs=jobs or default_jobs(), strict=strict, include=include, exclude=exclude)
+    report.notes[:0] = list(where.notes)
+    return report
+
+
+def check(name: str | None = None, *, revision: str | None = None, directory: PathLike | None = None,
+          local_dir: PathLike | None = None, hf_cache: bool = False, manifest: PathLike | None = None,
+          cache_dir: PathLike | None = None, device: str = "auto", structure_only: bool = False,
+          numerics: bool = False, settings: Settings | None = None):
+    """Prove the weights usable: headers, pickle safety, index, config, then a load on ``device``.
+    Returns a ``LoadReport`` (``.ok``, ``.problems``, ``.exit_code``)."""
+    from .loadcheck import check as load_check
+
+    ctx = Context.make(cache_dir=cache_dir, settings=settings)
+    where = locate(ctx, name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
+                   manifest=manifest, need_manifest=False)
+    label = name or (where.manifest.name if where.manifest else where.directory.name)
+    report = load_check(where.directory, where.manifest, name=label, device=device, load=not structure_only,
+                        numerics=numerics)
+    report.notes[:0] = list(where.notes)
+    return report
+
+
+def path(name: str, *, revision: str | None = None, manifest: PathLike | None = None,
+         cache_dir: PathLike | None = None, hf_cache: bool = False, settings: Settings | None = None) -> Path:
+    """The directory to load NAME from (weightsafe's cache, or the HF cache snapshot with
+    ``hf_cache=True``). Raises ``NotCachedError`` (exit 1) when it has not been pulled there."""
+    ctx = Context.make(cache_dir=cache_dir, settings=settings)
+    if hf_cache:
+        return locate(ctx, name, revision=revision, hf_cache=True, manifest=manifest).directory
+    m = ctx.resolve(name, revision, manifest)
+    directory = ctx.cache.model_dir(m.name, m.revision)
+    if not directory.is_dir():
+        err = NotCachedError(f"{m.name} is not in the cache {ctx.cache.root}; run `weightsafe pull {m.name}`")
+        err.exit_code = 1
+        err.path = directory
+        raise err
+    return directory
+
+
+__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "locate", "Context", "Located",
+           "default_jobs"]
