@@ -168,6 +168,7 @@ def remove(cache: Cache, spec: str, dry_run: bool = False) -> CleanReport:
         if held:
             raise UsageError(f"{spec}: a pull is in progress ({held} is locked); try again when it ends")
         candidates = [(directory, "model"), (cache.root / "records" / model_slug / f"{rev_dir}.json", "records"),
+                      (cache.root / "records" / model_slug / f"{rev_dir}.json.lock", "lock"),
                       (cache.root / "partial" / model_slug / rev_dir, "partial"),
                       (cache.root / "locks" / model_slug / rev_dir, "lock")]
         if FULL_COMMIT_RE.match(rev_dir):

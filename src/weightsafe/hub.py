@@ -105,6 +105,8 @@ def describe_http_error(resp: requests.Response, what: str, endpoint: str | None
     code = resp.status_code
     reason = resp.headers.get("X-Error-Message") or resp.reason or ""
     err = resp.headers.get("X-Error-Code", "")
+    if code == 400 and origin(resp.url)[0] == "http" and _speaks_tls(resp.url):  # nginx's answer on its TLS port
+        return HubError(f"{what}: HTTP 400: {TLS_ON_HTTP}")
     if code in (401, 403) and endpoint and origin(resp.url) != origin(endpoint):
         return HubError(f"{what}: the download host {origin(resp.url)[1]} refused the redirect (HTTP {code}); "
                         f"its signed URL may have expired: run the pull again")
@@ -189,7 +191,10 @@ class HubClient:
             except requests.exceptions.SSLError as e:  # reached, but not trusted: no fallback
                 raise HubError(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-                raise HubUnreachable(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
+                reason = _reason(e)
+                if origin(url)[0] == "http" and reason != "connection refused" and _speaks_tls(url):
+                    reason = TLS_ON_HTTP
+                raise HubUnreachable(f"{what}: {reason} ({origin(url)[1]}:{origin(url)[2]})") from None
             except requests.exceptions.RequestException as e:
                 raise HubError(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
             if resp.status_code not in (301, 302, 303, 307, 308):
@@ -258,9 +263,29 @@ class HubClient:
         return info.sha, entries
 
 
+TLS_ON_HTTP = "the endpoint is http:// but the server speaks HTTPS (use https://)"
+
+
+def _speaks_tls(url: str) -> bool:
+    """Whether the server behind a failed http:// URL completes a TLS handshake: the one check that
+    tells "wrong scheme" from a server that really reset the connection. Goes only to that host."""
+    import socket
+    import ssl
+
+    _, host, port = origin(url)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=2) as sock, ctx.wrap_socket(sock, server_hostname=host):
+            return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
 KNOWN_REASONS = (("WRONG_VERSION_NUMBER", "the endpoint is https:// but the server speaks plain HTTP (use http://)"),
                  ("record layer failure", "the endpoint is https:// but the server speaks plain HTTP (use http://)"),
-                 ("\\x15\\x03", "the endpoint is http:// but the server speaks HTTPS (use https://)"),
+                 ("\\x15\\x03", TLS_ON_HTTP), ("plain HTTP request was sent to HTTPS port", TLS_ON_HTTP),
                  ("Connection refused", "connection refused"), ("Read timed out", "read timed out (stalled)"),
                  ("Connection reset", "connection reset"), ("Name or service not known", "unknown host"),
                  ("Temporary failure in name resolution", "DNS lookup failed"),
