@@ -221,3 +221,21 @@ def test_the_token_file_hf_auth_login_writes_is_used(env, seeds, hub, tmp_path):
     default.parent.mkdir(parents=True, exist_ok=True)
     default.write_text(TOKEN)
     assert run_ws("pull", second.name, env=env).code == 0
+
+
+def test_a_deploy_dir_on_another_file_system_gets_checked_copies(env, seeds, ws, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    other = tmp_path / "other-fs"
+    other.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(other)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        res = ws("pull", REPO_SEED, "--local-dir", str(other / "deploy"), "--json")
+        assert res.code == 0, res
+        report = json.loads(res.out)
+        assert {p["method"] for p in report["placements"]} == {"copy"}
+        assert any("copies take extra disk space" in n for n in report["notes"])
+        assert ws("verify", "--local-dir", str(other / "deploy"), "--full").code == 0
+    finally:
+        subprocess.run(["umount", str(other)], capture_output=True)

@@ -276,20 +276,20 @@ def test_verify_after_a_failed_pull_reports_the_failed_file_missing(ws, hub):
     assert res.code == 1 and "model-00002-of-00002.safetensors: missing" in res.err
 
 
-def test_progress_bars_on_a_terminal_and_plain_lines_in_a_log(env):
+def _pull_on_a_terminal(env: dict, cache: str) -> bytes:
+    """Run a pull with stderr on a real pseudo-terminal; returns what the terminal showed."""
+    import fcntl
     import os
     import pty
+    import struct
     import subprocess
     import sys
-
-    import fcntl
-    import struct
     import termios
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a real terminal's size
-    proc = subprocess.Popen([sys.executable, "-m", "weightsafe", "pull", "granite-3.0-2b-instruct"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=follower)
+    proc = subprocess.Popen([sys.executable, "-m", "weightsafe", "pull", "granite-3.0-2b-instruct",
+                             "--cache-dir", cache], env=env, stdout=subprocess.DEVNULL, stderr=follower)
     os.close(follower)
     seen = b""
     while True:
@@ -302,6 +302,13 @@ def test_progress_bars_on_a_terminal_and_plain_lines_in_a_log(env):
         seen += chunk
     assert proc.wait(timeout=60) == 0
     os.close(leader)
+    return seen
+
+
+def test_progress_bars_on_a_terminal_and_plain_lines_in_a_log(env):
+    seen = _pull_on_a_terminal(env, env["WEIGHTSAFE_CACHE"])
     assert b"%|" in seen and b"8 file(s)" in seen  # tqdm bars: overall and per file
+    quiet = _pull_on_a_terminal({**env, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}, env["WEIGHTSAFE_CACHE"] + "-nobars")
+    assert b"%|" not in quiet and b"get  config.json" in quiet  # the hub's switch turns bars into lines
     res = run_ws("pull", "granite-3.0-2b-instruct", "--cache-dir", env["WEIGHTSAFE_CACHE"] + "-log", env=env)
     assert res.code == 0 and "%|" not in res.err and "  get  config.json" in res.err

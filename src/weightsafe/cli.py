@@ -382,6 +382,9 @@ def entry(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         code = ExitCode.INTERRUPTED
         click.echo("weightsafe: interrupted", err=True)
+    except click.exceptions.NoArgsIsHelpError as e:  # plain `weightsafe`: the help, as with --help
+        click.echo(e.format_message())
+        code = 0
     except click.ClickException as e:
         code = ExitCode.USAGE
         message = e.format_message()

@@ -195,8 +195,13 @@ def verify_directory(manifest: Manifest, directory: Path, records: Records | Non
     def one(entry: FileEntry):
         return verify_file(entry, directory / entry.path, recorded.get(entry.path), full, progress)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         results = list(pool.map(one, chosen.files))
+    except BaseException:  # Ctrl-C: queued files are dropped, not hashed before exiting
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     verdicts = [v for v, _ in results]
     notes = []
     fresh = {e.path: new for e, (_, new) in zip(chosen.files, results) if new}
