@@ -54,7 +54,6 @@ def guarded(fn):
             _fail(e, code, as_json)
         except KeyboardInterrupt:
             CANCEL.set()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback
             code = ExitCode.INTERRUPTED
             click.echo("weightsafe: interrupted; partial downloads are kept and will resume", err=True)
             if as_json:
@@ -373,7 +372,8 @@ def entry(argv: list[str] | None = None) -> None:
     """The console script: click's own usage errors also become one line (and JSON with --json),
     and an interrupted run exits at once rather than waiting for its download threads."""
     args = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         rv = main.main(args=args, prog_name="weightsafe", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
@@ -396,7 +396,10 @@ def entry(argv: list[str] | None = None) -> None:
     _leave(code)
 
 
-def _raise_interrupt():
+def _interrupt(signum, frame):
+    """Ctrl-C or SIGTERM (a pod being stopped): stop once, ignore any further signal while stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
