@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     ref = rows[0][1]
     print(f"{args.shards} x {args.shard_mb} MiB ({total / 1e6:.0f} MB), {os.cpu_count()} cores, "
           f"median of {args.rounds}, warm page cache")
-    print(f"| what | seconds | MB/s | speed vs reference |\n|---|---|---|---|")
+    print("| what | seconds | MB/s | speed vs reference |\n|---|---|---|---|")
     for what, t in rows:
         print(f"| {what} | {t:.3f} | {total / t / 1e6:.0f} | {ref / t:.2f}x |")
 

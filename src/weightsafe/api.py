@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -163,8 +163,6 @@ def _to_local_dir(ctx: Context, m: Manifest, report: PullReport, root: Path) -> 
 
 def _pinned_to_commit(m: Manifest, commit: str | None) -> Manifest:
     """The manifest as stored beside placed files: with the commit it resolved to, when known."""
-    from dataclasses import replace
-
     if commit and not m.pinned and not m.commit:
         return replace(m, commit=commit)
     return m

@@ -18,7 +18,7 @@ from filelock import Timeout
 
 from .cache import Cache, Records, Stat
 from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, Interrupted, OfflineError,
-                     WeightsafeError)
+                     WeightsafeError, first_of)
 from .hashing import FINGERPRINT_ALG
 from .hub import HubClient, RemoteFile
 from .manifest import Digest, FileEntry, Manifest
@@ -211,9 +211,8 @@ class Puller:
         if len(commits) == 1:
             self.commit = commits.pop()
         if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise HubMismatchError(f"the hub disagrees with the manifest {self.m.origin}: "
-                                   f"{problems[0]}{more}; nothing was downloaded")
+                                   f"{first_of(problems)}; nothing was downloaded")
         return {e.path: r for e, r in zip(todo, remotes)}
 
     def _disagreements(self, entry: FileEntry, remote: RemoteFile) -> list[str]:
