@@ -128,8 +128,8 @@ def main():
 @click.option("--endpoint", help="Hub or mirror base URL (default: HF_ENDPOINT, then huggingface.co).")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Files fetched at once.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Files fetched at once [default: from the core and file count].")
 @click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never use the network.")
 @click.option("--check", "then_check", is_flag=True, help="Run the load check after a successful pull.")
 @device_option
@@ -170,7 +170,8 @@ def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_ch
 @click.option("--strict", is_flag=True, help="Files not in the manifest fail the check.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 4, help="Files hashed at once.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Files hashed at once [default: from the core and file count].")
 @cache_option
 @output_options
 @guarded

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from filelock import Timeout
 
 from .cache import Cache, Records, Stat
+from .concurrency import pull_jobs
 from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, OfflineError,
                      WeightsafeError)
 from .hashing import FINGERPRINT_ALG
@@ -87,12 +88,12 @@ class PullReport:
 class Puller:
     """One pull of one manifest into one cache."""
 
-    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int = 4,
+    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int | None = None,
                  progress: Progress | None = None):
         self.m = manifest
         self.cache = cache
         self.client = client
-        self.jobs = max(1, jobs)
+        self.jobs = pull_jobs(len(manifest.files), jobs)  # None: from the cores and the file count
         self.progress = progress or Progress()
         self.records: Records = cache.records(manifest.name, manifest.revision)
         self.directory = cache.model_dir(manifest.name, manifest.revision)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cache import Records, Stat
+from .concurrency import verify_jobs
 from .hashing import FINGERPRINT_ALG, hash_file
 from .manifest import Digest, FileEntry, Manifest
 
@@ -174,7 +175,7 @@ def unexpected_files(directory: Path, manifest: Manifest) -> list[str]:
 
 
 def verify_directory(manifest: Manifest, directory: Path, records: Records | None, full: bool = False,
-                     jobs: int = 4, progress: Callable[[int], None] | None = None,
+                     jobs: int | None = None, progress: Callable[[int], None] | None = None,
                      report_unexpected: bool = True, strict: bool = False) -> VerifyReport:
     """Verify every manifest file under ``directory`` in parallel; record new fingerprints."""
     start = time.monotonic()
@@ -183,7 +184,7 @@ def verify_directory(manifest: Manifest, directory: Path, records: Records | Non
     def one(entry: FileEntry):
         return verify_file(entry, directory / entry.path, recorded.get(entry.path), full, progress)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=verify_jobs(len(manifest.files), jobs)) as pool:
         results = list(pool.map(one, manifest.files))
     verdicts = [v for v, _ in results]
     fresh = {e.path: new for e, (_, new) in zip(manifest.files, results) if new}
