@@ -36,10 +36,6 @@ from .verify import VerifyReport, verify_directory
 PathLike = str | os.PathLike
 
 
-def default_jobs() -> int:
-    return max(4, min(16, os.cpu_count() or 4))
-
-
 # ---------------------------------------------------------------- shared plumbing
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ def pull_report(name: str | None = None, *, revision: str | None = None, endpoin
     m = _select(ctx.resolve(name, revision, manifest, client, notes), include, exclude)
     if not m.files:
         raise UsageError(f"{m.name}: no file matches include {list(include or [])} / exclude {list(exclude or [])}")
-    report = Puller(m, ctx.cache, client, jobs or default_jobs(), progress, cancel).run()
+    report = Puller(m, ctx.cache, client, jobs, progress, cancel).run()
     report.notes[:0] = notes
     if report.ok and local_dir:
         _to_local_dir(ctx, m, report, Path(local_dir))
@@ -279,7 +275,7 @@ def verify(name: str | None = None, *, revision: str | None = None, directory: P
     where = locate(ctx, name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
                    manifest=manifest)
     report = verify_directory(where.manifest, where.directory, where.records, full=full,
-                              jobs=jobs or default_jobs(), strict=strict, include=include, exclude=exclude)
+                              jobs=jobs, strict=strict, include=include, exclude=exclude)
     report.notes[:0] = list(where.notes)
     return report
 
@@ -319,5 +315,4 @@ def path(name: str, *, revision: str | None = None, manifest: PathLike | None = 
     return directory
 
 
-__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "locate", "Context", "Located",
-           "default_jobs"]
+__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "locate", "Context", "Located"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from filelock import Timeout
 
 from .cache import Cache, Records, Stat
+from .concurrency import pull_jobs
 from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, Interrupted, OfflineError,
                      WeightsafeError, first_of)
 from .hashing import FINGERPRINT_ALG
@@ -148,12 +149,12 @@ class PullPlan:
 class Puller:
     """One pull of one manifest into one cache."""
 
-    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int = 4,
+    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int | None = None,
                  progress: Progress | None = None, cancel: threading.Event | None = None):
         self.m = manifest
         self.cache = cache
         self.client = client
-        self.jobs = max(1, jobs)
+        self.jobs = pull_jobs(len(manifest.files), jobs)  # None: from the cores and the file count
         self.progress = progress or Progress()
         self.cancel = cancel or threading.Event()
         self.commit: str | None = manifest.revision if manifest.pinned else None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .cache import Records, Stat
+from .concurrency import verify_jobs
 from .errors import IntegrityError, first_of
 from .hashing import FINGERPRINT_ALG, hash_file
 from .manifest import Digest, FileEntry, Manifest, selected
@@ -181,7 +182,7 @@ def unexpected_files(directory: Path, manifest: Manifest) -> list[str]:
 
 
 def verify_directory(manifest: Manifest, directory: Path, records: Records | None, full: bool = False,
-                     jobs: int = 4, progress: Callable[[int], None] | None = None,
+                     jobs: int | None = None, progress: Callable[[int], None] | None = None,
                      report_unexpected: bool = True, strict: bool = False,
                      include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> VerifyReport:
     """Verify the manifest files under ``directory`` (those ``include``/``exclude`` select) in
@@ -195,7 +196,7 @@ def verify_directory(manifest: Manifest, directory: Path, records: Records | Non
     def one(entry: FileEntry):
         return verify_file(entry, directory / entry.path, recorded.get(entry.path), full, progress)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    pool = ThreadPoolExecutor(max_workers=verify_jobs(len(chosen.files), jobs))
     try:
         results = list(pool.map(one, chosen.files))
     except BaseException:  # Ctrl-C: queued files are dropped, not hashed before exiting
