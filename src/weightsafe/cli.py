@@ -88,6 +88,26 @@ def device_option(fn):
                          help="Where the load check loads tensors (auto: CUDA when available).")(fn)
 
 
+def signature_options(fn):
+    """--signature / --public-key / --certificate-chain (OpenSSF model signatures, extra 'sign')."""
+    fn = click.option("--certificate-chain", "certificate_chain", multiple=True, type=click.Path(dir_okay=False),
+                      help="Verify the signature with this certificate chain instead of a public key.")(fn)
+    fn = click.option("--public-key", "public_key", type=click.Path(dir_okay=False),
+                      help="PEM public key the signature must verify with (offline).")(fn)
+    return click.option("--signature", type=click.Path(dir_okay=False),
+                        help="OpenSSF model signature (sigstore bundle): check the files against it too.")(fn)
+
+
+def _signature_check(directory, signature, public_key, certificate_chain, jobs, quiet, as_json):
+    """Check ``directory`` against an OMS signature; returns the report (see signing.py)."""
+    from .signing import verify_signed_directory
+
+    report = verify_signed_directory(directory, signature, public_key, certificate_chain, jobs=jobs)
+    if not as_json:
+        _say(verify_text(report, quiet))
+    return report
+
+
 def _progress(quiet: bool, as_json: bool) -> Progress:
     if quiet or as_json:
         return Progress()
@@ -132,12 +152,13 @@ def main():
               help="Files fetched at once.")
 @click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never use the network.")
 @click.option("--check", "then_check", is_flag=True, help="Run the load check after a successful pull.")
+@signature_options
 @device_option
 @cache_option
 @output_options
 @guarded
-def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_check, device, cache_dir, quiet,
-         as_json):
+def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_check, signature, public_key,
+         certificate_chain, device, cache_dir, quiet, as_json):
     """Fetch NAME (a manifest name, or ORG/REPO[@REV]) into the cache and verify every byte."""
     from .hub import HubClient, offline_from_env, resolve_token
     from .pull import Puller
@@ -153,13 +174,17 @@ def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_ch
         from .loadcheck import check as load_check
 
         checked = load_check(Path(report.directory), manifest, device=device)
-    if as_json:
-        emit_json({**report.to_dict(), "check": checked.to_dict() if checked else None})
-    else:
+    if not as_json:
         _say(pull_text(report, quiet))
         if checked:
             _say(check_text(checked, quiet))
-    return report.exit_code or (checked.exit_code if checked else ExitCode.OK)
+    signed = _signature_check(report.directory, signature, public_key, certificate_chain, jobs, quiet,
+                              as_json) if signature and report.ok else None
+    if as_json:
+        emit_json({**report.to_dict(), "check": checked.to_dict() if checked else None,
+                   "signature": signed.to_dict() if signed else None})
+    return (report.exit_code or (checked.exit_code if checked else ExitCode.OK)
+            or (ExitCode.INTEGRITY if signed and not signed.ok else ExitCode.OK))
 
 
 @main.command()
@@ -171,18 +196,28 @@ def pull(name, manifest_path, endpoint, include, exclude, jobs, offline, then_ch
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 4, help="Files hashed at once.")
+@signature_options
 @cache_option
 @output_options
 @guarded
-def verify(name, directory, manifest_path, full, strict, include, exclude, jobs, cache_dir, quiet, as_json):
-    """Hash the files of NAME (or --dir DIR with --manifest PATH) and say exactly what is wrong."""
+def verify(name, directory, manifest_path, full, strict, include, exclude, jobs, signature, public_key,
+           certificate_chain, cache_dir, quiet, as_json):
+    """Hash the files of NAME (or --dir DIR with --manifest PATH or --signature SIG) and say exactly what is wrong."""
     from .verify import verify_directory
 
-    manifest, target, records = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=True)
-    manifest = manifest.select(include, exclude)
-    report = verify_directory(manifest, target, records, full=full, jobs=jobs, strict=strict)
-    _emit(report, verify_text, quiet, as_json)
-    return ExitCode.OK if report.ok else ExitCode.INTEGRITY
+    manifest, target, records = _locate(Cache(cache_dir), name, directory, manifest_path,
+                                        need_manifest=not signature)
+    report = None
+    if manifest is not None:
+        manifest = manifest.select(include, exclude)
+        report = verify_directory(manifest, target, records, full=full, jobs=jobs, strict=strict)
+        if not as_json:
+            _say(verify_text(report, quiet))
+    signed = _signature_check(target, signature, public_key, certificate_chain, jobs, quiet,
+                              as_json) if signature else None
+    if as_json:
+        emit_json({**(report or signed).to_dict(), "signature": signed.to_dict() if signed else None})
+    return ExitCode.OK if all(r.ok for r in (report, signed) if r) else ExitCode.INTEGRITY
 
 
 @main.command()
@@ -276,6 +311,10 @@ def path(name, manifest_path, cache_dir):
     click.echo(str(directory))
     return ExitCode.OK if directory.is_dir() else ExitCode.INTEGRITY
 
+
+from .cli_manifest import manifest_group  # noqa: E402  (it uses the decorators defined above)
+
+main.add_command(manifest_group)
 
 if __name__ == "__main__":
     main()
