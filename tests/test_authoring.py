@@ -111,7 +111,7 @@ def test_lint_warns_on_what_a_manifest_leaves_unchecked(ws, tmp_path):
     p = tmp_path / "x.toml"
     p.write_text(text)
     codes = {w.code for w in lint(mf.load(p)).warnings}
-    assert codes == {"unpinned", "no-digest", "no-size", "one-source", "unused-source", "no-config", "no-index"}
+    assert codes == {"unpinned", "no-digest", "no-size", "one-source", "no-config", "no-index"}
     assert ws("manifest", "lint", str(p)).code == 0
     res = ws("manifest", "lint", "--strict", "--json", str(p))
     assert res.code == 1 and not json.loads(res.out)["ok"]
@@ -150,14 +150,13 @@ def test_pin_resolves_the_branch_and_fills_sizes_and_hub_digests(ws, hub, seeds,
     assert res.code == 3 and "the hub has" in res.err and p.read_text() == wrong  # not rewritten
 
 
-def test_pin_refuses_a_commit_the_branch_no_longer_points_at(seeds, hub, tmp_path, env):
+def test_pin_past_a_short_commit_the_branch_moved_on_from_says_so(seeds, hub, tmp_path, env):
     r = seeds["octocoder"]
     m = mf.Manifest("o", r.repo, "main", (mf.FileEntry("config.json"),), commit="abcdef0")
-    import pytest
-    from weightsafe.errors import HubMismatchError
-
-    with pytest.raises(HubMismatchError, match="expects commit abcdef0"):
-        pin(m, HubClient(hub.url))
+    pinned, changes = pin(m, HubClient(hub.url))
+    assert pinned.revision == r.commit and pinned.commit is None
+    assert any("named commit abcdef0" in n for n in pinned.notes)
+    assert changes[:2] == [f"revision main -> {r.commit}", f"commit abcdef0 dropped: main is now {r.commit}"]
 
 
 def test_bad_create_input_is_one_line_and_exit_2(env, tmp_path):

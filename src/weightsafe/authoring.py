@@ -241,16 +241,18 @@ def from_dir(directory: str | Path, name: str, repo: str | None = None, revision
     return Authored(validated(m))
 
 
-def pin(m: mf.Manifest, client: HubClient) -> tuple[mf.Manifest, list[str]]:
-    """``m`` at the full commit its revision resolves to now, with sizes and hub digests filled.
+def pin(m: mf.Manifest, client: HubClient, revision: str | None = None) -> tuple[mf.Manifest, list[str]]:
+    """``m`` at the full commit its revision (or ``revision``) resolves to now, with sizes and
+    hub digests filled.
 
     A digest or size in ``m`` that the hub contradicts stops the pin (HubMismatchError): the
-    manifest was written for other bytes, and silently rewriting it would hide that.
+    manifest was written for other bytes, and silently rewriting it would hide that. A short
+    ``commit`` the branch has moved past is not an error when every digest still agrees (later
+    commits often touch only the card); the pin says so in the notes.
     """
-    commit, entries = client.list_files(m.repo, m.revision)
-    if m.commit and not commit.startswith(m.commit):
-        raise HubMismatchError(f"{m.origin}: {m.revision} resolves to {commit} on the hub, "
-                               f"but the manifest expects commit {m.commit}")
+    asked = revision or m.revision
+    commit, entries = client.list_files(m.repo, asked)
+    moved = bool(m.commit) and not commit.startswith(m.commit or "")
     listed = {e.path: e for e in entries}
     missing = [f.path for f in m.files if f.path not in listed]
     if missing:
@@ -280,11 +282,16 @@ def pin(m: mf.Manifest, client: HubClient) -> tuple[mf.Manifest, list[str]]:
             changes.append(f"{f.path}: size {size}")
         files.append(replace(f, size=size, size_approx=None if size is not None else f.size_approx,
                              digests=f.digests + tuple(added)))
+    notes = m.notes
     if m.revision != commit:
         changes.insert(0, f"revision {m.revision} -> {commit}")
-    notes = m.notes + (f"Pinned by `weightsafe manifest pin` from {client.endpoint}: {m.revision} was {commit}.",) \
-        if m.revision != commit else m.notes
-    pinned = replace(m, revision=commit, files=tuple(files), sources=sources, notes=notes)
+        notes += (f"Pinned by `weightsafe manifest pin` from {client.endpoint}: {asked} was {commit}.",)
+    if moved:
+        changes.insert(1, f"commit {m.commit} dropped: {asked} is now {commit}")
+        notes += (f"The manifest named commit {m.commit}; {asked} had moved on to {commit}, where every digest "
+                  f"the manifest listed still agreed.",)
+    pinned = replace(m, revision=commit, commit=None if moved else m.commit, files=tuple(files),
+                     sources=sources, notes=notes)
     return validated(pinned), changes
 
 

@@ -124,14 +124,15 @@ def lint_cmd(files, strict, as_json):
 
 @manifest_group.command(name="pin")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--revision", help="Pin this branch, tag or commit instead of the manifest's revision.")
 @click.option("--endpoint", help="Hub or mirror base URL (default: HF_ENDPOINT, then huggingface.co).")
 @guarded
-def pin_cmd(file, endpoint):
+def pin_cmd(file, revision, endpoint):
     """Resolve FILE's branch revision to its commit and fill missing sizes and hub digests, in place."""
     from .hub import HubClient, resolve_token
 
     m = mf.load(file)
-    pinned, changes = authoring.pin(m, HubClient(endpoint, token=resolve_token()))
+    pinned, changes = authoring.pin(m, HubClient(endpoint, token=resolve_token()), revision)
     if not changes:
         click.echo(f"{file}: already pinned and complete")
         return ExitCode.OK

@@ -49,11 +49,8 @@ def lint(m: Manifest) -> LintReport:
         out.append(LintWarning("no-size", f"{len(no_size)} file(s) without an exact size: {_few(no_size)}"))
     used = {d.source for f in m.files for d in f.digests}
     if len(used) == 1:
-        out.append(LintWarning("one-source", f"every digest comes from one source ({used.pop()}); nothing "
+        out.append(LintWarning("one-source", f"every digest comes from one source ({next(iter(used))}); nothing "
                                           f"confirms it independently"))
-    unused = sorted(set(m.sources) - used)
-    if unused:
-        out.append(LintWarning("unused-source", f"declared but unused source(s): {', '.join(unused)}"))
     paths = {f.path for f in m.files}
     weights = [p for p in paths if p.endswith(WEIGHTS)]
     if weights and not any(p.rsplit("/", 1)[-1] == "config.json" for p in paths):
