@@ -135,3 +135,45 @@ def test_manifest_create_imports_signed_digests(signed, ws, tmp_path):
     assert ws("manifest", "create", "--dir", str(model), "--signature", str(sig), "--public-key", str(pub),
               "-o", str(local)).code == 0
     assert mf.load(local).file(SHARD).digest("sha256").source == "oms-signature"
+
+
+def certificate(d, name, issuer_key=None, issuer_name=None, ca=False):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name or subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                                         crl_sign=ca, encipher_only=False, decipher_only=False), critical=True)
+            .sign(issuer_key or key, hashes.SHA256()))
+    (d / f"{name}.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    (d / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key, subject, d / f"{name}.crt", d / f"{name}.pem"
+
+
+def test_the_certificate_method_verifies_against_the_given_chain_only(signed, tmp_path, env):
+    import model_signing
+
+    _, model, _, _, _ = signed
+    ca_key, ca_name, ca_crt, _ = certificate(tmp_path, "publisher-ca", ca=True)
+    _, _, leaf_crt, leaf_key = certificate(tmp_path, "release-signer", ca_key, ca_name)
+    _, _, other_ca, _ = certificate(tmp_path, "other-ca", ca=True)
+    sig = tmp_path / "cert.sig"
+    model_signing.signing.Config().use_certificate_signer(
+        private_key=leaf_key, signing_certificate=leaf_crt, certificate_chain=[ca_crt]).sign(model, sig)
+    assert verify_signed_directory(model, sig, certificate_chain=[ca_crt]).ok
+    with pytest.raises(SignatureKeyError, match="does not vouch for"):
+        verify_signed_directory(model, sig, certificate_chain=[other_ca])
+    res = run_ws("verify", "--dir", str(model), "--signature", str(sig), "--certificate-chain", str(other_ca),
+                 env=env)
+    assert res.code == 1 and res.err.strip().count("\n") == 0, res

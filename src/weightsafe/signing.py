@@ -92,6 +92,9 @@ def read_signed(signature: str | Path, public_key: str | Path | None = None,
                                     f"vouched for by that key") from None
         raise SignatureInvalidError(f"{sig}: the signature does not verify ({_why(e)})") from None
     except Exception as e:
+        if type(e).__name__ == "X509StoreContextError":  # pyOpenSSL: the chain does not lead to ours
+            raise SignatureKeyError(f"{sig}: signed with a certificate that {signer} does not vouch for "
+                                    f"({_why(e)})") from None
         raise SignatureInvalidError(f"{sig}: the signature does not verify with {signer}: the bundle or the "
                                     f"statement it signs was altered ({_why(e)})") from None
     return _signed_model(signed, sig, signer)
