@@ -226,6 +226,14 @@ def _build(name, repo, commit, config, groups, n, fmt, dtype, sentencepiece=Fals
     return Replica(name, repo, commit, dict(sorted(files.items())), config, card)
 
 
+def write_replica(r: Replica, d):
+    """The replica's files in a plain directory ``d`` (a pre-baked volume); returns ``d``."""
+    for path, data in r.files.items():
+        (d / path).parent.mkdir(parents=True, exist_ok=True)
+        (d / path).write_bytes(data)
+    return d
+
+
 def md5_card(md5s: dict[str, str]) -> bytes:
     """An MD5 section laid out like CodeFuse's model card."""
     rows = "".join(f"| {p} | {h} |\n" for p, h in md5s.items())

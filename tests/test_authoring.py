@@ -10,7 +10,7 @@ from weightsafe.authoring import from_dir, pin
 from weightsafe.hub import HubClient
 from weightsafe.lint import lint
 from tests.conftest import run_ws
-from tests.replicas import fake_commit, md5_card
+from tests.replicas import fake_commit, md5_card, write_replica
 
 SHARD2 = "pytorch_model-00002-of-00007.bin"
 
@@ -87,10 +87,7 @@ def test_card_findings_are_warned_and_written_into_the_notes(ws, hub, seeds, tmp
 
 def test_create_from_a_directory_hashes_every_file_and_verifies(ws, seeds, tmp_path):
     r = seeds["granite-3.0-1b-a400m-instruct"]
-    d = tmp_path / "model"
-    for path, data in r.files.items():
-        (d / path).parent.mkdir(parents=True, exist_ok=True)
-        (d / path).write_bytes(data)
+    d = write_replica(r, tmp_path / "model")
     made = from_dir(d, "local-granite", algs=("md5", "sha256"), jobs=2)
     f = made.manifest.file("model.safetensors")
     assert f.size == len(r.files["model.safetensors"])

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from weightsafe import manifest as mf  # noqa: E402
 from weightsafe.signing import SignatureInvalidError, SignatureKeyError, verify_signed_directory  # noqa: E402
 from tests.conftest import run_ws  # noqa: E402
+from tests.replicas import write_replica  # noqa: E402
 
 SHARD = "model-00001-of-00002.safetensors"
 
@@ -37,10 +38,7 @@ def signed(seeds, tmp_path):
     import model_signing
 
     r = seeds["granite-3.0-2b-instruct"]
-    model = tmp_path / "model"
-    for path, data in r.files.items():
-        (model / path).parent.mkdir(parents=True, exist_ok=True)
-        (model / path).write_bytes(data)
+    model = write_replica(r, tmp_path / "model")
     priv, pub = keypair(tmp_path, "publisher")
     _, other = keypair(tmp_path, "someone-else")
     sig = tmp_path / "model.sig"

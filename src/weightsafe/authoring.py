@@ -133,20 +133,8 @@ def from_hub(client: HubClient, repo: str, revision: str | None = None, name: st
         mf.check_name(name)
     except ValueError as e:
         raise UsageError(f"--name {name!r}: {e}") from None
-    sources = {}
-    files = []
-    for e in entries:
-        try:
-            mf.check_relpath(e.path)
-        except ValueError as why:
-            raise UsageError(f"{repo}@{commit}: the hub lists an unsafe file name {e.path!r}: {why}") from None
-        digests = []
-        if e.sha256:
-            digests.append(mf.Digest("sha256", e.sha256, "hub-lfs"))
-        elif e.git_sha1:
-            digests.append(mf.Digest("git-sha1", e.git_sha1, "hub-git"))
-        sources.update({d.source: catalog.HUB_SOURCES[d.source] for d in digests})
-        files.append(mf.FileEntry(e.path, e.size, tuple(digests)))
+    files = [catalog.hub_entry(repo, commit, e) for e in entries]
+    sources = {d.source: catalog.HUB_SOURCES[d.source] for f in files for d in f.digests}
     if not files:
         raise UsageError(f"{repo}@{commit}: the repository has no files")
     paths = [f.path for f in files]
@@ -261,11 +249,7 @@ def pin(m: mf.Manifest, client: HubClient, revision: str | None = None) -> tuple
     changes, files, sources = [], [], dict(m.sources)
     for f in m.files:
         e = listed[f.path]
-        hub = []
-        if e.sha256:
-            hub.append(mf.Digest("sha256", e.sha256, "hub-lfs"))
-        elif e.git_sha1:
-            hub.append(mf.Digest("git-sha1", e.git_sha1, "hub-git"))
+        hub = catalog.hub_entry(m.repo, commit, e).digests
         for d in hub:
             mine = f.digest(d.alg)
             if mine and mine.hex != d.hex:
