@@ -122,10 +122,9 @@ def cache_disagreements(cache: Cache, repo: str, commit: str, names: Sequence[st
 
 
 def from_hub(client: HubClient, repo: str, revision: str | None = None, name: str | None = None,
-             extra: Sequence[ExtraText] = (), signed: dict[str, mf.Digest] | None = None,
-             signed_source: str = "", cache: Cache | None = None, read_card: bool = True) -> Authored:
+             extra: Sequence[ExtraText] = (), cache: Cache | None = None, read_card: bool = True) -> Authored:
     """A manifest of ``repo`` at the full commit ``revision`` resolves to, with every checksum
-    its card (and ``extra`` texts, and a verified signature) publishes."""
+    its card (and ``extra`` texts) publishes."""
     rev = revision or "main"
     commit, entries = client.list_files(repo, rev)
     name = name or repo.split("/")[-1]
@@ -154,14 +153,6 @@ def from_hub(client: HubClient, repo: str, revision: str | None = None, name: st
             sources[source] = description
         for path, ds in imported.digests.items():
             published.setdefault(path, []).extend(ds)
-    if signed:
-        sources["oms-signature"] = signed_source
-        for path, d in signed.items():
-            if path in paths:
-                published.setdefault(path, []).append(d)
-            else:
-                findings.append(Finding("unknown-file", path, f"signature: {path} is signed but not in "
-                                                             f"{repo}@{commit}; not imported"))
     merged = []
     for f in files:
         f2, found = merge(f, published.get(f.path, ()))
@@ -175,6 +166,22 @@ def from_hub(client: HubClient, repo: str, revision: str | None = None, name: st
     m = mf.Manifest(name=name, repo=repo, revision=commit, files=tuple(merged), sources=sources,
                     description=f"{repo} at {commit}", notes=tuple(notes))
     return Authored(validated(m), tuple(findings))
+
+
+def add_signed(made: Authored, signed: dict[str, mf.Digest], description: str) -> Authored:
+    """``made`` with the digests a verified signature signs merged in (source oms-signature)."""
+    m = made.manifest
+    paths = {f.path for f in m.files}
+    found = [Finding("unknown-file", p, f"signature: {p} is signed but not among the files described; "
+                                        f"not imported") for p in sorted(set(signed) - paths)]
+    files = []
+    for f in m.files:
+        f2, disagree = merge(f, [signed[f.path]] if f.path in signed else [])
+        files.append(f2)
+        found += disagree
+    new = replace(m, files=tuple(files), sources={**m.sources, "oms-signature": description},
+                  notes=m.notes + tuple(x.message for x in found))
+    return Authored(validated(new), made.findings + tuple(found))
 
 
 def local_files(directory: Path, skip: Iterable[Path] = ()) -> list[str]:

@@ -51,6 +51,10 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
     """Write a manifest for ORG/REPO[@REV] (pinned to its commit) or for local files (--dir)."""
     if bool(spec) == bool(directory):
         raise UsageError("give ORG/REPO[@REV] or --dir DIR (not both)")
+    if directory and (cards or no_readme or endpoint):
+        raise UsageError("--card, --no-readme and --endpoint describe a hub repo; not with --dir")
+    if spec and repo:
+        raise UsageError("--repo is for --dir; ORG/REPO is the argument itself")
     signed = None
     if signature:
         from .signing import read_signed
@@ -61,27 +65,15 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
         skip = [Path(p) for p in (output, signature) if p]
         made = authoring.from_dir(directory, name or Path(directory).resolve().name, repo, algs=algs, jobs=jobs,
                                   skip=skip)
-        if signed:
-            entries, findings = [], []
-            for f in made.manifest.files:
-                d = signed.digests.get(f.path)
-                f2, found = authoring.merge(f, [d] if d else [])
-                entries.append(f2)
-                findings += found
-            m = made.manifest
-            made = authoring.Authored(authoring.validated(
-                mf.Manifest(m.name, m.repo, m.revision, tuple(entries), {**m.sources, "oms-signature": signed.describe()},
-                            description=m.description, notes=m.notes + tuple(x.message for x in findings))),
-                tuple(findings))
     else:
         from .hub import HubClient, resolve_token
 
         repo_id, rev = catalog.split_spec(spec)
         client = HubClient(endpoint, token=resolve_token())
         made = authoring.from_hub(client, repo_id, rev, name=name, extra=authoring.read_texts(cards),
-                                  signed=signed.digests if signed else None,
-                                  signed_source=signed.describe() if signed else "",
                                   cache=Cache(cache_dir), read_card=not no_readme)
+    if signed:
+        made = authoring.add_signed(made, signed.digests, signed.describe())
     _warn(f.message for f in made.findings)
     if output:
         authoring.write(made.manifest, output)
