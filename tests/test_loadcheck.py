@@ -10,17 +10,11 @@ import sys
 import pytest
 
 from tests import hostile
+from tests.replicas import write_replica
 
 
 SEEDS = ["codefuse-34b", "granite-8b-code-instruct-4k", "granite-3.0-1b-a400m-instruct",
          "granite-3.0-2b-instruct", "octocoder", "starcoder-gpteacher-code-instruct"]
-
-
-def write_replica(r, d):
-    for path, data in r.files.items():
-        (d / path).parent.mkdir(parents=True, exist_ok=True)
-        (d / path).write_bytes(data)
-    return d
 
 
 @pytest.fixture

@@ -63,6 +63,8 @@ class PullReport:
     #: where the verified files were placed besides the cache (--local-dir, --hf-cache)
     target: str | None = None
     placements: list[Placement] = field(default_factory=list)
+    #: the pulled files judged against an OpenSSF model signature, when one was given
+    signature: object | None = None  # a verify.VerifyReport
 
     @property
     def path(self) -> str:
@@ -75,11 +77,13 @@ class PullReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and (self.signature is None or self.signature.ok)
 
     @property
     def exit_code(self) -> int:
         codes = {f.exit_code for f in self.failures}
+        if self.signature is not None and not self.signature.ok:
+            codes.add(ExitCode.INTEGRITY)
         for code in (ExitCode.INTEGRITY, ExitCode.UNSAFE, ExitCode.DISK, ExitCode.NETWORK, ExitCode.USAGE):
             if code in codes:
                 return code
@@ -94,7 +98,8 @@ class PullReport:
                 "revision": self.revision, "commit": self.commit, "directory": self.directory,
                 "path": self.path, "seconds": round(self.seconds, 3), "bytes_fetched": self.bytes_fetched,
                 "notes": self.notes, "files": [f.to_dict() for f in self.files],
-                "placements": [p.to_dict() for p in self.placements]}
+                "placements": [p.to_dict() for p in self.placements],
+                "signature": self.signature.to_dict() if self.signature is not None else None}
 
 
 @dataclass(frozen=True)
