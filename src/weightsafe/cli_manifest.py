@@ -66,10 +66,10 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
         made = authoring.from_dir(directory, name or Path(directory).resolve().name, repo, algs=algs, jobs=jobs,
                                   skip=skip)
     else:
-        from .hub import HubClient, resolve_token
+        from .hub import HubClient, offline_from_env, resolve_token
 
         repo_id, rev = catalog.split_spec(spec)
-        client = HubClient(endpoint, token=resolve_token())
+        client = HubClient(endpoint, token=resolve_token(), offline=offline_from_env())
         made = authoring.from_hub(client, repo_id, rev, name=name, extra=authoring.read_texts(cards),
                                   cache=Cache(cache_dir), read_card=not no_readme)
     if signed:
@@ -121,10 +121,11 @@ def lint_cmd(files, strict, as_json):
 @guarded
 def pin_cmd(file, revision, endpoint):
     """Resolve FILE's branch revision to its commit and fill missing sizes and hub digests, in place."""
-    from .hub import HubClient, resolve_token
+    from .hub import HubClient, offline_from_env, resolve_token
 
     m = mf.load(file)
-    pinned, changes = authoring.pin(m, HubClient(endpoint, token=resolve_token()), revision)
+    client = HubClient(endpoint, token=resolve_token(), offline=offline_from_env())
+    pinned, changes = authoring.pin(m, client, revision)
     if not changes:
         click.echo(f"{file}: already pinned and complete")
         return ExitCode.OK
