@@ -164,3 +164,5 @@ def test_bad_create_input_is_one_line_and_exit_2(env, tmp_path):
         assert res.code == 2 and len(res.err.strip().splitlines()) == 1, (args, res)
     res = run_ws("manifest", "create", "nobody/nothing", env=env)
     assert res.code == 3 and len(res.err.strip().splitlines()) == 1, res
+    res = run_ws("manifest", "create", "bigcode/octocoder", env=env, extra_env={"HF_HUB_OFFLINE": "1"})
+    assert res.code == 3 and "offline" in res.err, res

@@ -32,6 +32,8 @@ def digests(text, files=FILES):
                  {("config.json", "md5"): MD5}, id="table-digest-first-backticks-uppercase"),
     pytest.param(f"| file | SHA-256 | MD5 |\n|--|--|--|\n| tokenizer.model | {SHA256} | {MD5} |\n",
                  {("tokenizer.model", "sha256"): SHA256, ("tokenizer.model", "md5"): MD5}, id="table-two-columns"),
+    pytest.param(f"| file | digest |\n|--|--|\n| [config.json](config.json) | sha256:{SHA256} |\n",
+                 {("config.json", "sha256"): SHA256}, id="table-tagged-digest-and-link"),
     pytest.param(f"| file | SHA1 |\n|--|--|\n| config.json | {SHA1} |\n", {("config.json", "sha1"): SHA1},
                  id="table-sha1-column"),
     pytest.param(f"```\n{SHA256}  model-00001-of-00002.safetensors\n{SHA256[::-1]} *model-00002-of-00002.safetensors\n```",

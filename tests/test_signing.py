@@ -87,23 +87,23 @@ def test_a_wrong_key_and_a_tampered_signature_are_distinct_errors(signed, tmp_pa
         verify_signed_directory(model, forged, pub)
 
 
-def test_cli_exit_codes_are_one_line_each(signed, env, tmp_path):
+def test_cli_exit_codes_are_one_line_each(signed, env, ws, tmp_path):
+    """In a real process for the wrong key; in-process (where a traceback would raise) for the rest."""
     _, model, sig, pub, other = signed
-    ok = run_ws("verify", "--dir", str(model), "--signature", str(sig), "--public-key", str(pub), env=env)
+    ok = ws("verify", "--dir", str(model), "--signature", str(sig), "--public-key", str(pub))
     assert ok.code == 0 and "signature verified" in ok.out, ok
     wrong = run_ws("verify", "--dir", str(model), "--signature", str(sig), "--public-key", str(other), env=env)
     assert wrong.code == 1 and wrong.err.strip().count("\n") == 0 and "different key" in wrong.err
     garbage = tmp_path / "garbage.sig"
     garbage.write_text("{not json")
-    res = run_ws("verify", "--dir", str(model), "--signature", str(garbage), "--public-key", str(pub), env=env)
+    res = ws("verify", "--dir", str(model), "--signature", str(garbage), "--public-key", str(pub))
     assert res.code == 1 and res.err.strip().count("\n") == 0 and "not a readable model signature" in res.err
-    res = run_ws("verify", "--dir", str(model), "--signature", str(sig), env=env)
+    res = ws("verify", "--dir", str(model), "--signature", str(sig))
     assert res.code == 2 and "--public-key" in res.err
-    res = run_ws("verify", "--dir", str(model), "--signature", str(sig), "--public-key", str(sig), env=env)
+    res = ws("verify", "--dir", str(model), "--signature", str(sig), "--public-key", str(sig))
     assert res.code == 2 and "not a usable public key" in res.err
     (model / SHARD).write_bytes(b"x" + (model / SHARD).read_bytes()[1:])
-    res = run_ws("verify", "--dir", str(model), "--signature", str(sig), "--public-key", str(pub), "--json",
-                 env=env)
+    res = ws("verify", "--dir", str(model), "--signature", str(sig), "--public-key", str(pub), "--json")
     assert res.code == 1 and not json.loads(res.out)["signature"]["ok"]
 
 

@@ -22,7 +22,7 @@ BY_LENGTH = {32: "md5", 64: "sha256", 128: "sha512"}
 LENGTH = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 ALG_WORD = re.compile(r"(?<![a-z0-9])(md5|sha-?1|sha-?256|sha-?512)(?:sum)?(?![a-z0-9])", re.I)
 HEX = r"[0-9a-fA-F]{32,128}"
-HEX_ONLY = re.compile(rf"^{HEX}$")
+HEX_ONLY = re.compile(rf"^(?:(?:md5|sha-?1|sha-?256|sha-?512):)?{HEX}$", re.I)  # `sha256:HEX` too
 # `HEX  name` or `HEX *name` (coreutils), optionally in backticks or after a list bullet
 SUM_LINE = re.compile(rf"^\s*(?:[-*+]\s+)?`?(?P<hex>{HEX})`?\s+\*?`?(?P<name>[^\s`*][^`]*?)`?\s*$")
 # MD5 (name) = HEX  (BSD / `shasum --tag`)
@@ -118,9 +118,10 @@ class _Scanner:
                  and " " not in c]
         if not hexes or not names:
             return
-        for i, hexd in hexes:
+        for i, cell in hexes:
             col = self.columns[i] if i < len(self.columns) else None
-            self.add(names[0], hexd, col or self.section, n)
+            tag, _, hexd = cell.rpartition(":")
+            self.add(names[0], hexd, alg_name(tag) if tag else col or self.section, n)
 
     def line(self, text: str, n: int) -> None:
         if text.lstrip().startswith("|"):
