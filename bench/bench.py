@@ -42,15 +42,22 @@ from tests.hub_server import HubReplica, HubState  # noqa: E402
 WS = [sys.executable, "-m", "weightsafe"]
 
 
+RSS_PROBE = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+             "sys.exit(rc)")
+
+
 def run(cmd, env, cwd=None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode:
-        raise SystemExit(f"{cmd[:4]}... exited {p.returncode}")
-    return time.perf_counter() - t, usage.ru_maxrss * 1024
+    """Wall seconds and peak RSS (bytes) of one command. A small probe process starts it: the
+    child of this process would report this process's RSS (the served files) if forked from it."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        t = time.perf_counter()
+        rc = subprocess.call([sys.executable, "-c", RSS_PROBE, rss.name, *cmd], env=env, cwd=cwd,
+                             stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - t
+        if rc:
+            raise SystemExit(f"{cmd[:4]}... exited {rc}")
+        return seconds, int(rss.read() or 0) * 1024
 
 
 def sh(script: str, env, cwd=None) -> float:
