@@ -75,6 +75,14 @@ def drop_cache(paths) -> None:
             os.close(fd)
 
 
+def synthetic_repo(shards: int, shard_mb: int) -> dict[str, bytes]:
+    """Random shards (incompressible, so no layer can shortcut them) plus a config."""
+    files = {f"model-{i + 1:05d}-of-{shards:05d}.safetensors": os.urandom(shard_mb * 1024 * 1024)
+             for i in range(shards)}
+    files["config.json"] = b'{"architectures": ["Bench"]}\n'
+    return files
+
+
 def manifest_for(name: str, repo: str, commit: str, files: dict[str, bytes]) -> str:
     out = [f'schema = 1\nname = "{name}"\nrepo = "{repo}"\nrevision = "{commit}"\n',
            '[sources]\ncard = "bench"\nhub-lfs = "bench"\nhub-git = "bench"\n']
@@ -131,8 +139,7 @@ def env_for(hub, work: Path) -> dict:
 
 
 def bench_pull(args, res: Results, rounds: int):
-    files = {f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors": os.urandom(args.shard_mb << 20)
-             for i in range(args.shards)}
+    files = synthetic_repo(args.shards, args.shard_mb)
     total = sum(len(d) for d in files.values())
     repo, commit = "bench/shards", "b" * 40
     work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
@@ -185,8 +192,7 @@ def bench_one(args, res: Results, rounds: int):
 
 def bench_verify(args, res: Results, rounds: int, which: str):
     """verify --full and the fingerprint verify, over a pulled model, cold."""
-    files = {f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors": os.urandom(args.shard_mb << 20)
-             for i in range(args.shards)}
+    files = synthetic_repo(args.shards, args.shard_mb)
     total = sum(len(d) for d in files.values())
     repo, commit = "bench/verify", "v" * 40
     work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
