@@ -14,13 +14,15 @@ import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
 from . import manifest as mf
 from .cache import Cache, atomic_write, read_json_object, slug
 from .errors import ManifestError, OfflineError, UsageError
-from .hub import HubClient
+if TYPE_CHECKING:  # requests costs ~0.25 s of start-up that verify, list and check never need
+    from .hub import HubClient
 
 ENV_PATH = "WEIGHTSAFE_MANIFEST_PATH"
 HUB_SOURCES = {
