@@ -42,15 +42,22 @@ from tests.hub_server import HubReplica, HubState  # noqa: E402
 WS = [sys.executable, "-m", "weightsafe"]
 
 
+RSS_PROBE = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+             "sys.exit(rc)")
+
+
 def run(cmd, env, cwd=None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode:
-        raise SystemExit(f"{cmd[:4]}... exited {p.returncode}")
-    return time.perf_counter() - t, usage.ru_maxrss * 1024
+    """Wall seconds and peak RSS (bytes) of one command. A small probe process starts it: the
+    child of this process would report this process's RSS (the served files) if forked from it."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        t = time.perf_counter()
+        rc = subprocess.call([sys.executable, "-c", RSS_PROBE, rss.name, *cmd], env=env, cwd=cwd,
+                             stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - t
+        if rc:
+            raise SystemExit(f"{cmd[:4]}... exited {rc}")
+        return seconds, int(rss.read() or 0) * 1024
 
 
 def sh(script: str, env, cwd=None) -> float:
@@ -66,6 +73,14 @@ def drop_cache(paths) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
+
+
+def synthetic_repo(shards: int, shard_mb: int) -> dict[str, bytes]:
+    """Random shards (incompressible, so no layer can shortcut them) plus a config."""
+    files = {f"model-{i + 1:05d}-of-{shards:05d}.safetensors": os.urandom(shard_mb * 1024 * 1024)
+             for i in range(shards)}
+    files["config.json"] = b'{"architectures": ["Bench"]}\n'
+    return files
 
 
 def manifest_for(name: str, repo: str, commit: str, files: dict[str, bytes]) -> str:
@@ -124,8 +139,7 @@ def env_for(hub, work: Path) -> dict:
 
 
 def bench_pull(args, res: Results, rounds: int):
-    files = {f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors": os.urandom(args.shard_mb << 20)
-             for i in range(args.shards)}
+    files = synthetic_repo(args.shards, args.shard_mb)
     total = sum(len(d) for d in files.values())
     repo, commit = "bench/shards", "b" * 40
     work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
@@ -178,8 +192,7 @@ def bench_one(args, res: Results, rounds: int):
 
 def bench_verify(args, res: Results, rounds: int, which: str):
     """verify --full and the fingerprint verify, over a pulled model, cold."""
-    files = {f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors": os.urandom(args.shard_mb << 20)
-             for i in range(args.shards)}
+    files = synthetic_repo(args.shards, args.shard_mb)
     total = sum(len(d) for d in files.values())
     repo, commit = "bench/verify", "v" * 40
     work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))

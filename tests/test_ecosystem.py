@@ -250,3 +250,12 @@ def test_check_loads_the_hf_cache_snapshot_through_its_symlinks(env, seeds, ws):
     assert report["ok"] and report["directory"].endswith(f"snapshots/{r.commit}")
     assert report["load"]["tensors"] == report["tensors"] > 0
     assert ws("path", r.repo, "--hf-cache").out.strip() == report["directory"]
+
+
+def test_the_api_names_stay_functions_after_use(env, seeds):
+    """A lazily imported submodule must never shadow a public function of the package."""
+    weightsafe.pull(REPO_SEED)
+    weightsafe.plan(REPO_SEED)
+    weightsafe.verify(REPO_SEED)
+    for name in ("pull", "plan", "verify", "check", "path"):
+        assert callable(getattr(weightsafe, name)), name

@@ -116,9 +116,34 @@ def test_a_cancelled_download_stops_promptly_and_resumes_where_it_stopped(slow_h
 
     with pytest.raises(transfer.Cancelled):
         transfer.download(client, url, part, ("sha256",), len(data), f'"{sha}"', progress=progress, cancel=cancel)
-    assert time.monotonic() - asked[0] < 2.0  # within a buffer hand-off (0.25 s) plus scheduling slack on a busy CI box
+    assert time.monotonic() - asked[0] < 2.0  # within a buffer hand-off (HANDOFF) plus scheduling slack on a busy CI box
     kept = part.size()
     assert 300_000 <= kept < len(data) and part.path.read_bytes() == data[:kept]
     result = transfer.download(client, url, part, ("sha256",), len(data), f'"{sha}"')
     assert result.digests["sha256"] == sha and part.path.read_bytes() == data
     assert result.resumed_from == kept and result.fetched == len(data) - kept
+
+
+def test_a_pull_hashes_each_byte_once_and_takes_the_fingerprint_from_the_same_pass(ws, seeds, monkeypatch):
+    from weightsafe.hashing import MultiHasher
+
+    hashed, algs = [0], set()
+    advance, sinks = MultiHasher.advance, MultiHasher.sinks
+    monkeypatch.setattr(MultiHasher, "advance", lambda self, n: (hashed.__setitem__(0, hashed[0] + n), advance(self, n)))
+    monkeypatch.setattr(MultiHasher, "sinks", lambda self: (algs.update(self.algs), sinks(self))[1])
+    res = ws("pull", "octocoder", "--include", "*.safetensors", "--json")
+    assert res.code == 0, res
+    pulled = sum(len(d) for p, d in seeds["octocoder"].files.items() if p.endswith(".safetensors"))
+    assert hashed[0] == pulled and FINGERPRINT_ALG in algs and "sha256" in algs
+    assert ws("verify", "octocoder").code == 0  # the fingerprint recorded by the pull is the right one
+
+
+def test_jobs_follow_the_cores_and_the_file_count(monkeypatch):
+    from weightsafe import concurrency
+
+    monkeypatch.setattr(concurrency, "cores", lambda: 2)
+    assert concurrency.pull_jobs(1) == 1 and concurrency.pull_jobs(8) == 4 and concurrency.verify_jobs(8) == 2
+    monkeypatch.setattr(concurrency, "cores", lambda: 16)
+    assert concurrency.pull_jobs(8) == 8 and concurrency.pull_jobs(100) == concurrency.MAX_FILES_IN_FLIGHT
+    assert concurrency.verify_jobs(3) == 3 and concurrency.verify_jobs(100) == concurrency.MAX_FILES_IN_FLIGHT
+    assert concurrency.pull_jobs(100, requested=12) == 12 and concurrency.verify_jobs(5, requested=1) == 1

@@ -19,19 +19,21 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from . import catalog
 from .cache import Cache, Records
 from .errors import NotCachedError, PullFailed, UsageError
 from .hfcache import HFRepoCache
-from .hub import HubClient
 from .localdir import LocalDir
 from .manifest import Manifest
 from .progress import Progress
-from .pull import Puller, PullPlan, PullReport
 from .settings import Settings
 from .verify import VerifyReport, verify_directory
+
+if TYPE_CHECKING:  # the HTTP stack (requests, ~0.3 s to import) loads only for commands that use it
+    from .hub import HubClient
+    from .puller import PullPlan, PullReport
 
 PathLike = str | os.PathLike
 
@@ -56,7 +58,9 @@ class Context:
     def dirs(self) -> list[Path]:
         return catalog.search_dirs(self.settings.manifest_dirs)
 
-    def client(self, progress: Progress | None = None) -> HubClient:
+    def client(self, progress: Progress | None = None) -> "HubClient":
+        from .hub import HubClient
+
         return HubClient.from_settings(self.settings, on_retry=progress.retry if progress else None)
 
     def resolve(self, name: str | None, revision: str | None = None, manifest: PathLike | None = None,
@@ -90,6 +94,8 @@ def pull_report(name: str | None = None, *, revision: str | None = None, endpoin
                 signature: PathLike | None = None, public_key: PathLike | None = None,
                 certificate_chain: Sequence[PathLike] = (), settings: Settings | None = None) -> PullReport:
     """Like ``pull``, but returns the report even when files failed (the CLI prints it)."""
+    from .puller import Puller
+
     ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, offline=offline, settings=settings)
     progress = progress or Progress()
     client = ctx.client(progress)
@@ -134,6 +140,8 @@ def plan(name: str | None = None, *, revision: str | None = None, endpoint: str 
          exclude: Sequence[str] | None = None, offline: bool = False, manifest: PathLike | None = None,
          settings: Settings | None = None) -> PullPlan:
     """What a pull would fetch and how many bytes (``pull --dry-run``); changes nothing on disk."""
+    from .puller import Puller
+
     ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, offline=offline, settings=settings)
     client = ctx.client()
     notes: list[str] = []

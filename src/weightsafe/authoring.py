@@ -13,7 +13,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from . import catalog
 from . import manifest as mf
@@ -22,7 +22,9 @@ from .cards import Finding, import_digests
 from .concurrency import verify_jobs
 from .errors import HubMismatchError, UsageError
 from .hashing import hash_file
-from .hub import HubClient
+
+if TYPE_CHECKING:  # the HTTP stack loads only when a hub is asked
+    from .hub import HubClient
 
 CARD_FILE = "README.md"
 MAX_CARD_BYTES = 4 * 1024 * 1024

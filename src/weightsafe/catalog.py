@@ -13,12 +13,13 @@ import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import manifest as mf
 from .cache import Cache, atomic_write, read_json_object, slug
 from .errors import HubUnreachable, ManifestError, OfflineError, UsageError
-from .hub import HubClient, RemoteEntry
+if TYPE_CHECKING:  # requests costs ~0.25 s of start-up that verify, list and check never need
+    from .hub import HubClient, RemoteEntry
 HUB_SOURCES = {
     "hub-lfs": "the hub's LFS sha256 for the file at the pinned commit (model API listing)",
     "hub-git": "the hub's git blob id for the file at the pinned commit (model API listing)",

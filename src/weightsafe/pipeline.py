@@ -81,6 +81,8 @@ class Pipeline:
         try:
             self.close()
         except BaseException as sink_error:  # a sink's failure (say ENOSPC) explains more than the symptom
+            if sink_error is exc:
+                raise
             raise sink_error from exc
 
     def _raise(self) -> None:

@@ -34,7 +34,7 @@ from .hub import HubClient, _reason, describe_http_error
 from .pipeline import Pipeline, Writer
 
 CHUNK = 4 * 1024 * 1024  # bytes per pipeline buffer
-HANDOFF = 0.25           # seconds: a slow link still hands its bytes on (and reports progress) this often
+HANDOFF = 0.05           # seconds: a slow link still hands its bytes on (to disk, to progress) this often
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 STREAM_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                  requests.exceptions.Timeout, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
