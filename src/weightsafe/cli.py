@@ -191,17 +191,19 @@ def verify(name, directory, manifest_path, full, strict, include, exclude, jobs,
 @click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), help="Use this manifest file.")
 @click.option("--structure-only", is_flag=True, help="Headers, pickle scan, index and config only; load nothing.")
 @click.option("--numerics", is_flag=True, help="Also count NaN/Inf values per tensor (reads every value).")
+@click.option("--strict", is_flag=True, help="Refuse auxiliary pickles (training_args.bin, ...) that import anything"
+              " beyond what a state dict needs.")
 @device_option
 @cache_option
 @output_options
 @guarded
-def check(name, directory, manifest_path, structure_only, numerics, device, cache_dir, quiet, as_json):
+def check(name, directory, manifest_path, structure_only, numerics, strict, device, cache_dir, quiet, as_json):
     """Prove the weights of NAME (or --dir DIR) are usable: headers, pickle safety, index, config, load."""
     from .loadcheck import check as load_check
 
     manifest, target, _ = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=False)
     report = load_check(target, manifest, name=name or "", device=device, load=not structure_only,
-                        numerics=numerics)
+                        numerics=numerics, strict=strict)
     _emit(report, check_text, quiet, as_json)
     return report.exit_code
 

@@ -8,20 +8,27 @@ every shard onto the device, one at a time. Unsafe content is refused before any
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ExitCode
-from ..manifest import Manifest
+from ..manifest import Manifest, check_relpath
 from .arch import check_config
 from .device import LoadStats, load_all, pick_device
 from .index import check_index
 from .model import Problem, Structure, StructureError
+from .aux_pickles import check_auxiliary
+from .formats import OTHER, SAFETENSORS, TORCH_TAR, TORCH_ZIP, PICKLE, Candidate, scan_directory, sniff
+from .index import INDEXES
 from .pickle_scan import read_bin
 from .safetensors_header import read_header
 
 WEIGHT_SUFFIXES = {".safetensors": "safetensors", ".bin": "bin", ".pt": "bin", ".pth": "bin"}
+LEGACY = {PICKLE: "legacy torch format (a bare pickle, not a zip archive): torch.load would unpickle it with "
+                  "no archive to check; refused unscanned",
+          TORCH_TAR: "legacy torch tar format: refused unscanned (re-save it with torch.save)"}
 
 
 @dataclass
@@ -56,21 +63,55 @@ class LoadReport:
 
 
 def weight_files(directory: Path, manifest: Manifest | None) -> tuple[dict[str, list[str]], list[Problem]]:
-    """Weight files by format: the manifest's (all must be present), else every one on disk."""
-    problems = []
-    if manifest is not None:
-        names = [f.path for f in manifest.files if Path(f.path).suffix in WEIGHT_SUFFIXES]
-        for n in names:
-            if not (directory / n).is_file():
-                problems.append(Problem(n, "missing from the directory (pull it first)"))
-        names = [n for n in names if (directory / n).is_file()]
-    else:
-        names = sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
-                       if p.is_file() and p.suffix in WEIGHT_SUFFIXES and ".cache" not in p.parts)
-    formats: dict[str, list[str]] = {}
-    for n in sorted(names):
-        formats.setdefault(WEIGHT_SUFFIXES[Path(n).suffix], []).append(n)
+    """Weight files by format (see ``candidates``); kept for callers that need no auxiliary list."""
+    formats, _aux, problems = candidates(directory, manifest)
     return formats, problems
+
+
+def candidates(directory: Path, manifest: Manifest | None) -> tuple[dict[str, list[str]], list[Candidate],
+                                                                    list[Problem]]:
+    """Weight files by format, auxiliary pickles, and problems. Every file on disk (and every file
+    the manifest or an index names) is sniffed by its first bytes; with a manifest, its weight
+    files must all be present."""
+    problems = []
+    names = {str(p.relative_to(directory)) for p in _walk(directory)}
+    if manifest is not None:
+        for f in manifest.files:
+            if Path(f.path).suffix.lower() in WEIGHT_SUFFIXES and not (directory / f.path).is_file():
+                problems.append(Problem(f.path, "missing from the directory (pull it first)"))
+        names |= {f.path for f in manifest.files}
+    targets = weight_map_targets(directory)
+    found, scan_problems = scan_directory(directory, sorted(names | targets), targets)
+    problems += scan_problems
+    formats: dict[str, list[str]] = {}
+    for c in found:
+        if not c.auxiliary:
+            formats.setdefault("safetensors" if c.format in (SAFETENSORS, OTHER) else "bin", []).append(c.name)
+    return formats, [c for c in found if c.auxiliary], problems
+
+
+def _walk(directory: Path):
+    """Every file and symlink under ``directory``; symlinked folders are not entered."""
+    for root, dirs, files in os.walk(directory):
+        for n in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            yield Path(root) / n
+
+
+def weight_map_targets(directory: Path) -> set[str]:
+    """Every safe relative path an index's weight_map names, whatever its extension."""
+    out = set()
+    for name in INDEXES.values():
+        try:
+            weight_map = json.loads((directory / name).read_text()).get("weight_map")
+        except (OSError, ValueError, AttributeError):
+            continue
+        for shard in (weight_map.values() if isinstance(weight_map, dict) else []):
+            try:
+                check_relpath(shard, "shard")
+            except (ValueError, TypeError):
+                continue
+            out.add(shard)
+    return out
 
 
 def structure_pass(directory: Path, formats: dict[str, list[str]], manifest: Manifest | None) -> Structure:
@@ -78,12 +119,17 @@ def structure_pass(directory: Path, formats: dict[str, list[str]], manifest: Man
     for fmt, files in formats.items():
         for name in files:
             try:
-                if fmt == "safetensors":
+                kind = sniff(directory / name)
+                if kind in (SAFETENSORS, OTHER):
                     s.tensors[name], _ = read_header(directory / name, name)
-                else:
+                elif kind == TORCH_ZIP:
                     s.tensors[name] = read_bin(directory / name, name)
+                else:
+                    raise StructureError(Problem(name, LEGACY[kind], unsafe=True))
             except StructureError as e:
                 s.problems.append(e.problem)
+            except OSError as e:
+                s.problems.append(Problem(name, f"cannot read: {e}"))
     if any(p.unsafe for p in s.problems):
         return s
     paths = {f.path for f in manifest.files} if manifest is not None else None
@@ -114,11 +160,16 @@ def _config(directory: Path, s: Structure) -> dict | None:
 
 
 def check(directory: Path, manifest: Manifest | None = None, name: str = "", device: str = "auto",
-          load: bool = True, numerics: bool = False) -> LoadReport:
-    """Run the structure pass, then (if it passed and ``load``) the load pass on ``device``."""
+          load: bool = True, numerics: bool = False, strict: bool = False) -> LoadReport:
+    """Run the structure pass, then (if it passed and ``load``) the load pass on ``device``.
+    ``strict``: an auxiliary pickle importing anything beyond the weight allowlist is refused."""
     start = time.perf_counter()
-    formats, problems = weight_files(directory, manifest)
+    formats, auxiliary, problems = candidates(directory, manifest)
     report = LoadReport(name or (manifest.name if manifest else directory.name), str(directory), formats, problems)
+    for c in auxiliary:
+        aux_problems, aux_notes = check_auxiliary(directory, c, strict)
+        report.problems += aux_problems
+        report.notes += aux_notes
     if not formats and not problems:
         report.problems.append(Problem(str(directory), "no weight files (.safetensors, .bin) found"))
     s = structure_pass(directory, formats, manifest)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .model import Problem, TensorInfo
+from .formats import OTHER, SAFETENSORS, sniff
 
 TORCH_TO_ST = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
                "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
@@ -144,7 +145,7 @@ def load_all(directory: Path, files: list[str], expected: dict[str, list[TensorI
 
 def _load_file(torch, path: Path, device: str):
     """Yield (name, tensor) for one file, on the device."""
-    if path.suffix == ".safetensors":
+    if sniff(path) in (SAFETENSORS, OTHER):
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt", device=device) as f:
