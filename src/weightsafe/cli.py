@@ -17,7 +17,7 @@ from . import __version__, catalog
 from .cache import Cache
 from .errors import DiskError, ExitCode, UsageError, WeightsafeError
 from .progress import LineProgress, Progress, TqdmProgress
-from .report import check_text, emit_json, error_json, pull_text, size, verify_text
+from .report import check_text, emit_json, error_json, escape, pull_text, size, verify_text
 
 INTERNAL_ERROR = 70
 
@@ -70,7 +70,7 @@ def guarded(fn):
 def _fail(e: BaseException, code: int, as_json: bool) -> None:
     if as_json:
         emit_json(error_json(e, code))
-    click.echo(f"weightsafe: error: {e}", err=True)
+    click.echo(escape(f"weightsafe: error: {e}"), err=True)
 
 
 def cache_option(fn):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 
 from .errors import WeightsafeError
 
@@ -19,6 +20,21 @@ def size(n: int | None) -> str:
         if n >= div:
             return f"{n / div:.2f} {unit}"
     return f"{n} B"
+
+
+def escape(text: str) -> str:
+    """``text`` safe for a terminal: control characters (C0, C1 such as U+009B, which starts an
+    escape sequence on many terminals), format characters (bidi overrides) and lone surrogates are
+    written as ``\\xNN``/``\\uNNNN``. Names come from files and hubs an attacker may control;
+    ``--json`` keeps them exact instead (JSON escapes them itself)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+                   else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)
+
+
+def escaped(lines: list[str]) -> list[str]:
+    return [escape(line) for line in lines]
 
 
 def emit_json(obj: dict, stream=None) -> None:
@@ -50,7 +66,7 @@ def pull_text(report, quiet: bool = False) -> list[str]:
         counts = {s: sum(1 for f in report.files if f.status == s) for s in ("cached", "downloaded", "failed")}
         lines.append(f"{len(report.files)} files: {counts['cached']} cached, {counts['downloaded']} downloaded, "
                      f"{counts['failed']} failed; {size(report.bytes_fetched)} fetched in {report.seconds:.2f} s")
-    return lines
+    return escaped(lines)
 
 
 def verify_text(report, quiet: bool = False) -> list[str]:
@@ -70,7 +86,7 @@ def verify_text(report, quiet: bool = False) -> list[str]:
         bad = len(report.failures)
         lines.append(f"{len(report.verdicts)} files: {'all ok' if not bad else f'{bad} failed'}; "
                      f"{size(report.bytes_hashed)} hashed in {report.seconds:.2f} s")
-    return lines
+    return escaped(lines)
 
 
 def check_text(report, quiet: bool = False) -> list[str]:
@@ -98,4 +114,4 @@ def check_text(report, quiet: bool = False) -> list[str]:
         lines.append(f"error: {'UNSAFE: ' if p.unsafe else ''}{p}")
     if not quiet or not report.ok:
         lines.append("check passed" if report.ok else f"check failed: {len(report.problems)} problem(s)")
-    return lines
+    return escaped(lines)

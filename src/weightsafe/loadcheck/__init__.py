@@ -7,7 +7,6 @@ every shard onto the device, one at a time. Unsafe content is refused before any
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from .arch import check_config
 from .device import LoadStats, load_all, pick_device
 from .index import check_index
 from .model import Problem, Structure, StructureError
+from . import strict_json
 from .aux_pickles import check_auxiliary
 from .formats import OTHER, SAFETENSORS, TORCH_TAR, TORCH_ZIP, PICKLE, Candidate, scan_directory, sniff
 from .index import INDEXES
@@ -102,7 +102,7 @@ def weight_map_targets(directory: Path) -> set[str]:
     out = set()
     for name in INDEXES.values():
         try:
-            weight_map = json.loads((directory / name).read_text()).get("weight_map")
+            weight_map = strict_json.loads((directory / name).read_bytes()).get("weight_map")
         except (OSError, ValueError, AttributeError):
             continue
         for shard in (weight_map.values() if isinstance(weight_map, dict) else []):
@@ -150,7 +150,7 @@ def _config(directory: Path, s: Structure) -> dict | None:
         s.notes.append("no config.json: architecture check skipped")
         return None
     try:
-        config = json.loads(path.read_text())
+        config = strict_json.loads(path.read_bytes())
         if not isinstance(config, dict):
             raise ValueError("not a JSON object")
         return config

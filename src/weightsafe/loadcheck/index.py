@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..manifest import check_relpath
+from . import strict_json
 from .model import Problem, Structure
 
 INDEXES = {"safetensors": "model.safetensors.index.json", "bin": "pytorch_model.bin.index.json"}
@@ -22,12 +22,16 @@ def check_index(directory: Path, fmt: str, structure: Structure, manifest_paths:
             return [Problem(name, f"{len(shard_files)} {fmt} shards but no index file")]
         return []
     try:
-        index = json.loads(path.read_text())
-        weight_map = index["weight_map"]
-        if not isinstance(weight_map, dict):
-            raise ValueError("weight_map is not an object")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return [Problem(name, f"unreadable index ({type(e).__name__}: {e})")]
+        index = strict_json.loads(path.read_bytes())
+        if not isinstance(index, dict):
+            raise ValueError("not a JSON object")
+        weight_map = index.get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise ValueError("weight_map is not an object mapping tensor names to file names")
+        if not isinstance(index.get("metadata") or {}, dict):
+            raise ValueError("metadata is not an object")
+    except (OSError, ValueError) as e:
+        return [Problem(name, f"unreadable index ({e})")]
     problems = []
     shards = sorted(set(weight_map.values()))
     for shard in shards:

@@ -44,7 +44,7 @@ FORBIDDEN_OPS = {"EXT1": "extension registry lookup", "EXT2": "extension registr
 _UNKNOWN = object()
 #: Limits on what a pickle may make the scan do; a state dict of 100k tensors stays far below them.
 MAX_PICKLE = 256 * 1024 * 1024
-MAX_OPS = 5_000_000
+MAX_OPS = 2_000_000
 MAX_MEMO = 2_000_000
 MAX_DEPTH = 1000
 
