@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import replace
 from importlib import resources
@@ -19,7 +20,7 @@ import platformdirs
 
 from . import manifest as mf
 from .cache import Cache, atomic_write, read_json_object, slug
-from .errors import ManifestError, OfflineError, UsageError
+from .errors import HubError, ManifestError, OfflineError, UsageError
 from .hub import HubClient
 
 ENV_PATH = "WEIGHTSAFE_MANIFEST_PATH"
@@ -115,9 +116,29 @@ def pinned(cache: Cache, repo: str, rev: str | None) -> mf.Manifest | None:
     return mf.load(path) if path.is_file() else None
 
 
+#: what git's check-ref-format refuses in a ref name (plus C1 controls): the hub and every cache
+#: layout agree on nothing else, so nothing else is asked for.
+BAD_REVISION = re.compile(r"(^|/)\.|\.\.|[\x00-\x20\x7f-\x9f~^:?*\[\\]|@\{|//|^/|/$|\.lock(/|$)|\.$|^@$")
+
+
+def check_revision(rev: str) -> None:
+    """Refuse a revision no hub branch, tag or commit can be named (``.``, ``a:b``, controls)."""
+    if not rev or len(rev) > 255 or BAD_REVISION.search(rev) or not rev.isprintable():
+        raise UsageError(f"{rev!r:.80} is not a revision name a hub can have (a branch, tag or commit; "
+                         f"see git check-ref-format)")
+
+
 def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manifest:
     """List ``repo`` at ``rev`` on the hub and record the result as a manifest in the cache."""
+    if rev is not None:
+        check_revision(rev)
     commit, entries = client.list_files(repo, rev or "main")
+    if not isinstance(commit, str) or not mf.FULL_COMMIT_RE.match(commit):
+        raise HubError(f"{repo}@{rev or 'main'}: the hub answered commit {commit!r:.60}, not a full "
+                       f"40-hex commit id; refusing to cache anything under it")
+    if rev and mf.FULL_COMMIT_RE.match(rev) and commit != rev:
+        raise HubError(f"{repo}@{rev}: the hub answered commit {commit} for the full commit asked for; "
+                       f"refusing to cache it as {rev[:12]}")
     files = []
     for e in entries:
         try:

@@ -1,0 +1,31 @@
+"""Hub trust (issue 12, class 9): a pull pinned to a full commit caches only that commit, and a hub
+answering something that is not a commit id is refused before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_a_hub_answering_another_commit_for_a_full_commit_is_refused(ws, hub, seeds, cache_dir):
+    r = seeds["granite-3.0-2b-instruct"]
+    asked = "a" * 40
+    hub.state.repos[r.repo].refs[asked] = r.commit  # the hub resolves A to B
+    res = ws("pull", f"{r.repo}@{asked}")
+    assert res.code == 3 and f"the hub answered commit {r.commit}" in res.err, res
+    assert not (cache_dir / "models" / r.repo.replace("/", "--") / asked).exists()
+    assert not list((cache_dir / "manifests").glob("*.toml")) if (cache_dir / "manifests").exists() else True
+
+
+@pytest.mark.parametrize("answer", [".", "a:b", "con", "..", "A" * 40])
+def test_a_hub_answering_a_commit_that_is_not_a_commit_id_is_refused(ws, hub, seeds, cache_dir, answer):
+    r = seeds["granite-3.0-2b-instruct"]
+    hub.state.add_repo("evil/repo", answer, r.files)
+    res = ws("pull", "evil/repo")
+    assert res.code == 3 and "not a full 40-hex commit id" in res.err, res
+    assert not (cache_dir / "models" / "evil--repo").exists()
+
+
+@pytest.mark.parametrize("rev", [".", "a:b", "con", "..", "x" * 300, "main\x9b"])
+def test_odd_revisions_asked_for_are_one_line_errors(ws, hub, rev):
+    res = ws("pull", f"ibm-granite/granite-3.0-2b-instruct@{rev}")
+    assert res.code in (2, 3) and res.err.count("\n") == 1, res
