@@ -3,6 +3,9 @@ answering something that is not a commit id is refused before anything is writte
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 
@@ -29,3 +32,23 @@ def test_a_hub_answering_a_commit_that_is_not_a_commit_id_is_refused(ws, hub, se
 def test_odd_revisions_asked_for_are_one_line_errors(ws, hub, rev):
     res = ws("pull", f"ibm-granite/granite-3.0-2b-instruct@{rev}")
     assert res.code in (2, 3) and res.err.count("\n") == 1, res
+
+
+def test_a_trickling_transfer_is_cut_by_the_minimum_speed_then_fails_with_exit_3(ws, hub, cache_dir):
+    hub.state.fault("throttle", host="cdn", path="model.safetensors", times=None, bps=4000)
+    t = time.monotonic()
+    res = ws("pull", "granite-3.0-1b-a400m-instruct", WEIGHTSAFE_MIN_SPEED="200000",
+             WEIGHTSAFE_MIN_SPEED_WINDOW="0.5", WEIGHTSAFE_RETRIES="1", WEIGHTSAFE_BACKOFF="0")
+    assert res.code == 3 and "slower than WEIGHTSAFE_MIN_SPEED=200000 B/s" in res.err, res
+    assert time.monotonic() - t < 20
+
+
+def test_a_transfer_cut_for_speed_resumes_where_it_stopped(ws, hub, seeds, cache_dir):
+    """The guard cuts the trickle once; the resumed request (no longer throttled) completes."""
+    fault = hub.state.fault("throttle", host="cdn", path="model.safetensors", times=None, bps=4000)
+    threading.Timer(1.5, lambda: hub.state.faults.remove(fault)).start()
+    res = ws("pull", "granite-3.0-1b-a400m-instruct", WEIGHTSAFE_MIN_SPEED="200000",
+             WEIGHTSAFE_MIN_SPEED_WINDOW="0.5", WEIGHTSAFE_BACKOFF="0.5")
+    assert res.code == 0, res
+    ranged = [q for q in hub.state.requests("cdn") if "range" in q.headers]
+    assert ranged, "the cut transfer resumed with a Range request"

@@ -24,7 +24,7 @@ import urllib3
 from .cache import read_json_object
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
-from .hub import HubClient, _reason, describe_http_error
+from .hub import HubClient, _env_number, _reason, describe_http_error
 
 CHUNK = 1024 * 1024
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -135,10 +135,11 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             continue
         except STREAM_ERRORS as e:
             fetched += hasher.count - before
-            failures = 0 if hasher.count > before else failures + 1
+            slow = isinstance(e, TooSlow)  # progress at a crawl still counts against the budget
+            failures = 0 if hasher.count > before and not slow else failures + 1
             if failures >= max_attempts:
                 raise HubError(f"{label}: transfer failed {failures} times in a row at byte "
-                               f"{hasher.count}: {_reason(e)}") from None
+                               f"{hasher.count}: {e if slow else _reason(e)}") from None
             time.sleep(min(backoff * 2 ** failures, 10))
             continue
         except OSError as e:
@@ -182,6 +183,7 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
         mode = "ab" if offset else "wb"
         with open(part.path, mode) as fh:
             received = 0
+            guard = SpeedGuard.from_env()
             while True:
                 # read1: whatever has arrived (up to CHUNK), so progress is written as it comes
                 chunk = resp.raw.read1(CHUNK, decode_content=False)
@@ -190,6 +192,7 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
                 fh.write(chunk)
                 hasher.update(chunk)
                 received += len(chunk)
+                guard.update(len(chunk))
                 if progress:
                     progress(len(chunk))
                 if size is not None and hasher.count > size:
@@ -197,6 +200,37 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
         if expected_len is not None and received < expected_len:
             raise requests.exceptions.ChunkedEncodingError(f"body ended after {received} of {expected_len} bytes")
         return size is None or hasher.count >= size
+
+
+class TooSlow(requests.exceptions.ConnectionError):
+    """A transfer stayed under the minimum throughput for a whole window: cut, then resumed."""
+
+
+@dataclass
+class SpeedGuard:
+    """Cut a connection that trickles (a byte a second never trips the read timeout):
+    ``WEIGHTSAFE_MIN_SPEED`` bytes/s (default 1024; 0 turns it off), averaged over
+    ``WEIGHTSAFE_MIN_SPEED_WINDOW`` seconds (default 30)."""
+
+    min_bps: float
+    window: float
+    started: float = 0.0
+    got: int = 0
+
+    @classmethod
+    def from_env(cls) -> "SpeedGuard":
+        return cls(_env_number("WEIGHTSAFE_MIN_SPEED", 1024), _env_number("WEIGHTSAFE_MIN_SPEED_WINDOW", 30),
+                   time.monotonic())
+
+    def update(self, n: int) -> None:
+        self.got += n
+        elapsed = time.monotonic() - self.started
+        if not self.min_bps or elapsed < self.window:
+            return
+        if self.got < self.min_bps * elapsed:
+            raise TooSlow(f"slower than WEIGHTSAFE_MIN_SPEED={self.min_bps:g} B/s "
+                          f"({self.got / elapsed:.0f} B/s over {elapsed:.0f} s)")
+        self.started, self.got = time.monotonic(), 0
 
 
 def _norm(etag: str) -> str:
