@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,29 @@ def read_json_object(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def refuse_planted(path: Path) -> None:
+    """Refuse to write through something planted at a cache path we are about to open: a symlink
+    (the write would land wherever it points), a hard link (it would change another file too) or
+    anything but a regular file. Says what was found; the user removes it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise DiskError(f"{path} is a symlink (to {os.readlink(path)}), not a file the cache wrote: "
+                        f"refusing to write through it; remove it")
+    if not stat.S_ISREG(st.st_mode):
+        raise DiskError(f"{path} is not a regular file: refusing to use it; remove it")
+    if st.st_nlink > 1:
+        raise DiskError(f"{path} has {st.st_nlink} hard links, so writing it would change another file: "
+                        f"refusing; remove it")
+
+
+def nofollow(path, flags: int) -> int:
+    """An ``opener`` for open(): never follows a symlink at the last path component."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o644)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -162,6 +186,7 @@ class Cache:
         check_relpath(relpath)
         path = self._under("locks", slug(name), _safe_rev(revision), relpath + ".lock")
         self.ensure_dir(path.parent)
+        refuse_planted(path)
         return FileLock(str(path))
 
     def records(self, name: str, revision: str) -> Records:
@@ -186,7 +211,8 @@ class Cache:
     def commit(self, part: Path, final: Path) -> None:
         """Make a verified part visible at its final path: fsync, atomic rename, fsync dir."""
         self.ensure_dir(final.parent)
-        with open(part, "rb+") as fh:
+        refuse_planted(part)
+        with open(part, "rb+", opener=nofollow) as fh:
             os.fsync(fh.fileno())
         os.replace(part, final)
         fsync_dir(final.parent)

@@ -21,7 +21,7 @@ from typing import Callable
 import requests
 import urllib3
 
-from .cache import read_json_object
+from .cache import atomic_write, nofollow, read_json_object, refuse_planted
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
 from .hub import HubClient, _env_number, _reason, describe_http_error
@@ -64,10 +64,13 @@ class PartFile:
         return read_json_object(self.state_path)
 
     def save_state(self, **state) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.state_path)
+        refuse_planted(self.state_path)
+        atomic_write(self.state_path, json.dumps(state).encode())  # O_EXCL temp, then rename
+
+    def refuse_planted(self) -> None:
+        """Before reading or writing: the part and its state are files this cache wrote."""
+        refuse_planted(self.path)
+        refuse_planted(self.state_path)
 
     def size(self) -> int:
         try:
@@ -88,6 +91,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
              max_attempts: int | None = None, backoff: float | None = None, label: str | None = None) -> TransferResult:
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
     ETag at HEAD time): a part begun for another version, or another size, starts over."""
+    part.refuse_planted()
     state = part.state()
     offset = part.size()
     if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
@@ -130,7 +134,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             if progress:
                 progress(-hasher.count)
             hasher = MultiHasher(algs, size)
-            with open(part.path, "wb"):
+            with open(part.path, "wb", opener=nofollow):
                 pass
             continue
         except STREAM_ERRORS as e:
@@ -181,7 +185,7 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
                                      f"expected {size}; refusing a different file")
             remember(got)
         mode = "ab" if offset else "wb"
-        with open(part.path, mode) as fh:
+        with open(part.path, mode, opener=nofollow) as fh:
             received = 0
             guard = SpeedGuard.from_env()
             while True:
