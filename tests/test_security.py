@@ -248,3 +248,17 @@ def test_the_denylist_sees_through_attribute_chains_and_re_exports(tmp_path):
     assert dangerous("os.path", "join") and dangerous("builtins", "getattr")
     assert dangerous("argparse", "Namespace") is None
     assert dangerous("transformers.training_args", "TrainingArguments") is None
+
+
+# ------------------------------------------------------------------ class 11: one error per broken shard
+
+def test_a_truncated_shard_is_one_error_not_one_per_tensor(ws, seeds, tmp_path):
+    from tests.test_loadcheck import write_replica
+
+    d = write_replica(seeds["granite-8b-code-instruct-4k"], tmp_path / "m")
+    shard = d / "model-00002-of-00004.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    res, report = check(ws, d, "--structure-only")
+    assert res.code == 1
+    assert [p["file"] for p in report["problems"]] == ["model-00002-of-00004.safetensors"], report["problems"]
+    assert "holds only" in report["problems"][0]["message"]

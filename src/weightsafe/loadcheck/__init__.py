@@ -128,15 +128,19 @@ def structure_pass(directory: Path, formats: dict[str, list[str]], manifest: Man
                     raise StructureError(Problem(name, LEGACY[kind], unsafe=True))
             except StructureError as e:
                 s.problems.append(e.problem)
+                s.failed.add(name)
             except OSError as e:
                 s.problems.append(Problem(name, f"cannot read: {e}"))
+                s.failed.add(name)
     if any(p.unsafe for p in s.problems):
         return s
     paths = {f.path for f in manifest.files} if manifest is not None else None
     config = _config(directory, s)
     for fmt, files in formats.items():
         s.problems += check_index(directory, fmt, s, paths, files)
-        if config is not None:
+        if config is not None and s.failed:
+            s.notes.append(f"{fmt}: config check skipped: {len(s.failed)} weight file(s) could not be read")
+        elif config is not None:
             by_name = {n: ts[0] for n, ts in s.by_name(files).items()}
             problems, notes = check_config(config, by_name)
             s.problems += problems
