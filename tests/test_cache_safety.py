@@ -40,3 +40,35 @@ def test_a_link_planted_in_the_cache_is_never_written_through(ws, hub, seeds, ca
     path.unlink()
     assert ws("pull", r.repo + "@" + r.commit).code == 0  # once removed, the pull completes
     assert victim.read_text() == "precious" and os.stat(victim).st_nlink == 1
+
+
+def test_a_file_name_of_255_bytes_gets_a_short_internal_part_name(ws, hub, seeds, cache_dir):
+    r = seeds["granite-3.0-2b-instruct"]
+    long_name = "n" * 250 + ".json"
+    files = {**r.files, long_name: b'{"long": true}'}
+    hub.state.add_repo("long/names", "b" * 40, files)
+    res = ws("pull", "long/names")
+    assert res.code == 0, res
+    assert (cache_dir / "models" / "long--names" / ("b" * 40) / long_name).read_bytes() == b'{"long": true}'
+
+
+@pytest.mark.parametrize("bad", ["a\u0085b.json", "csi\u009b.json", "COM\u00b9", "trailing.", "space ", "what?.json"])
+def test_a_hub_listing_a_non_portable_path_is_refused_before_anything_is_written(ws, hub, seeds, cache_dir, bad):
+    r = seeds["granite-3.0-2b-instruct"]
+    hub.state.add_repo("odd/paths", "c" * 40, {**r.files, bad: b"{}"})
+    res = ws("pull", "odd/paths")
+    assert res.code == 2 and "unsafe file name" in res.err and res.err.count("\n") == 1, res
+    assert not (cache_dir / "models" / "odd--paths").exists()
+
+
+def test_nfc_and_nfd_spellings_of_one_name_are_duplicates_in_a_manifest():
+    import unicodedata
+
+    from weightsafe import manifest as mf
+
+    nfc = unicodedata.normalize("NFC", "caf\u00e9.json")
+    nfd = unicodedata.normalize("NFD", nfc)
+    text = ('schema = 1\nname = "x"\nrepo = "o/x"\nrevision = "' + "d" * 40 + '"\n'
+            f'[[files]]\npath = "{nfc}"\nsize = 2\n[[files]]\npath = "{nfd}"\nsize = 2\n')
+    with pytest.raises(mf.ManifestError, match="duplicates files"):
+        mf.parse(text)

@@ -180,11 +180,11 @@ class Cache:
 
     def part_path(self, name: str, revision: str, relpath: str) -> Path:
         check_relpath(relpath)
-        return self._under("partial", slug(name), _safe_rev(revision), relpath + ".part")
+        return self._under("partial", slug(name), _safe_rev(revision), internal_name(relpath, ".part"))
 
     def lock(self, name: str, revision: str, relpath: str) -> FileLock:
         check_relpath(relpath)
-        path = self._under("locks", slug(name), _safe_rev(revision), relpath + ".lock")
+        path = self._under("locks", slug(name), _safe_rev(revision), internal_name(relpath, ".lock"))
         self.ensure_dir(path.parent)
         refuse_planted(path)
         return FileLock(str(path))
@@ -224,6 +224,17 @@ class Cache:
         import shutil
 
         return shutil.disk_usage(probe).free
+
+
+def internal_name(relpath: str, suffix: str) -> str:
+    """``relpath + suffix`` for the cache's own files, shortened to a digest of the path when the
+    last component plus the suffix (and a part's ``.json`` state) would pass the 255-byte limit."""
+    head, _, last = relpath.rpartition("/")
+    if len((last + suffix + ".json").encode("utf-8", "surrogatepass")) > 255:
+        import hashlib
+
+        last = "~" + hashlib.sha256(relpath.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return (head + "/" if head else "") + last + suffix
 
 
 def _safe_rev(revision: str) -> str:

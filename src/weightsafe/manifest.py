@@ -8,6 +8,7 @@ reason, because a typo in a manifest must never turn into a silently unchecked f
 from __future__ import annotations
 
 import re
+import unicodedata
 try:
     import tomllib
 except ImportError:  # Python 3.10
@@ -30,7 +31,9 @@ HEX_RE = re.compile(r"^[0-9a-f]+$")
 SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_PATH = 1024
 MAX_COMPONENT = 255
-WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.IGNORECASE)
+WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|conin\$|conout\$|com[\d\u00b9\u00b2\u00b3]|lpt[\d\u00b9\u00b2\u00b3])"
+                              r"( *\..*)?$", re.IGNORECASE)
+WINDOWS_FORBIDDEN = set('<>"|?*')
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,10 @@ def check_relpath(path: Any, where: str = "path") -> str:
         raise ValueError(f"{where} is empty")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH:
         raise ValueError(f"{where} is longer than {MAX_PATH} bytes")
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        raise ValueError(f"{where} contains a control character or NUL")
+    if any(ord(c) < 32 or 127 <= ord(c) <= 159 or 0xD800 <= ord(c) <= 0xDFFF for c in path):
+        raise ValueError(f"{where} contains a control character (C0 or C1), NUL or a lone surrogate")
+    if WINDOWS_FORBIDDEN & set(path):
+        raise ValueError(f"{where} contains a character Windows forbids in file names (<>\"|?*)")
     if "\\" in path:
         raise ValueError(f"{where} contains a backslash")
     if ":" in path:
@@ -254,7 +259,7 @@ class _Validator:
         entries = []
         for i, item in enumerate(items):
             entry = self.file(item, i, sources)
-            key = entry.path.casefold()
+            key = unicodedata.normalize("NFC", entry.path).casefold()  # NFD twins are one file on macOS
             if key in seen:
                 raise self.fail(f"files[{i}].path", f"{entry.path!r} duplicates files[{seen[key]}]")
             seen[key] = i
