@@ -52,3 +52,12 @@ def test_a_transfer_cut_for_speed_resumes_where_it_stopped(ws, hub, seeds, cache
     assert res.code == 0, res
     ranged = [q for q in hub.state.requests("cdn") if "range" in q.headers]
     assert ranged, "the cut transfer resumed with a Range request"
+
+
+@pytest.mark.parametrize("rev", [".", "a:b", "con", "x\u0085"])
+def test_a_manifest_with_an_odd_revision_is_a_one_line_usage_error(ws, hub, tmp_path, rev):
+    text = (f'schema = 1\nname = "odd"\nrepo = "o/odd"\nrevision = "{rev}"\n'
+            '[[files]]\npath = "config.json"\nsize = 2\n')
+    (tmp_path / "m.toml").write_text(text)
+    res = ws("pull", "odd", "--manifest", str(tmp_path / "m.toml"))
+    assert res.code == 2 and res.err.count("\n") == 1, res

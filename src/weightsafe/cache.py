@@ -240,7 +240,10 @@ def internal_name(relpath: str, suffix: str) -> str:
 def _safe_rev(revision: str) -> str:
     """A revision as one directory name (``refs/pr/1`` becomes ``refs--pr--1``)."""
     name = revision.replace("/", "--")
-    check_relpath(name, "revision")
+    try:
+        check_relpath(name, "revision")
+    except ValueError as e:
+        raise UsageError(f"revision {revision!r:.80} cannot name a cache folder: {e}") from None
     return name
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import replace
 from importlib import resources
@@ -116,16 +115,11 @@ def pinned(cache: Cache, repo: str, rev: str | None) -> mf.Manifest | None:
     return mf.load(path) if path.is_file() else None
 
 
-#: what git's check-ref-format refuses in a ref name (plus C1 controls): the hub and every cache
-#: layout agree on nothing else, so nothing else is asked for.
-BAD_REVISION = re.compile(r"(^|/)\.|\.\.|[\x00-\x20\x7f-\x9f~^:?*\[\\]|@\{|//|^/|/$|\.lock(/|$)|\.$|^@$")
-
-
 def check_revision(rev: str) -> None:
     """Refuse a revision no hub branch, tag or commit can be named (``.``, ``a:b``, controls)."""
-    if not rev or len(rev) > 255 or BAD_REVISION.search(rev) or not rev.isprintable():
-        raise UsageError(f"{rev!r:.80} is not a revision name a hub can have (a branch, tag or commit; "
-                         f"see git check-ref-format)")
+    why = mf.revision_problem(rev)
+    if why:
+        raise UsageError(f"{rev!r:.80} is not a revision a hub can have: {why}")
 
 
 def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manifest:

@@ -111,6 +111,22 @@ class Manifest:
         return sum(f.size or f.size_approx or 0 for f in self.files)
 
 
+#: what git's check-ref-format refuses in a ref name, plus C1 controls and whitespace: a hub can
+#: have no branch, tag or commit named so, and no cache layout should have to spell one.
+BAD_REVISION = re.compile(r"(^|/)\.|\.\.|[\s\x00-\x1f\x7f-\x9f~^:?*\[\\]|@\{|//|^/|/$|\.lock(/|$)|\.$|^@$")
+
+
+def revision_problem(rev: Any) -> str | None:
+    """Why ``rev`` cannot name a git branch, tag or commit (``.``, ``a:b``, controls), or None."""
+    if not isinstance(rev, str) or not rev:
+        return "empty"
+    if len(rev) > 255:
+        return "longer than 255 characters"
+    if BAD_REVISION.search(rev) or not rev.isprintable():
+        return "not a git ref name (see git check-ref-format)"
+    return None
+
+
 def check_relpath(path: Any, where: str = "path") -> str:
     """Return ``path`` if it is a safe relative POSIX path inside a model directory.
 
@@ -223,8 +239,8 @@ class _Validator:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", repo) or ".." in repo:
             raise self.fail("repo", f"{repo!r} is not ORG/NAME")
         revision = self.string(data, "revision", "revision")
-        if len(revision) > 255 or re.search(r"[\s\x00-\x1f]|\.\.", revision):
-            raise self.fail("revision", f"{revision!r} is not a valid git revision")
+        if revision_problem(revision):
+            raise self.fail("revision", f"{revision!r} is not a valid git revision: {revision_problem(revision)}")
         commit = self.string(data, "commit", "commit", required=False)
         if commit is not None and not re.match(r"^[0-9a-f]{7,40}$", commit):
             raise self.fail("commit", f"{commit!r} must be 7 to 40 lowercase hex digits")
