@@ -11,7 +11,6 @@ does not count against the retry budget.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass

@@ -25,7 +25,7 @@ from .index import INDEXES
 from .pickle_scan import read_bin
 from .safetensors_header import read_header
 
-WEIGHT_SUFFIXES = {".safetensors": "safetensors", ".bin": "bin", ".pt": "bin", ".pth": "bin"}
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth"}  # a manifest's files that must be present
 LEGACY = {PICKLE: "legacy torch format (a bare pickle, not a zip archive): torch.load would unpickle it with "
                   "no archive to check; refused unscanned",
           TORCH_TAR: "legacy torch tar format: refused unscanned (re-save it with torch.save)"}
@@ -60,12 +60,6 @@ class LoadReport:
                 "bytes": self.bytes, "structure_seconds": round(self.structure_seconds, 4),
                 "load": self.load.to_dict() if self.load else None, "notes": self.notes,
                 "problems": [p.to_dict() for p in self.problems]}
-
-
-def weight_files(directory: Path, manifest: Manifest | None) -> tuple[dict[str, list[str]], list[Problem]]:
-    """Weight files by format (see ``candidates``); kept for callers that need no auxiliary list."""
-    formats, _aux, problems = candidates(directory, manifest)
-    return formats, problems
 
 
 def candidates(directory: Path, manifest: Manifest | None) -> tuple[dict[str, list[str]], list[Candidate],
