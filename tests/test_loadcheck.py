@@ -294,3 +294,21 @@ def test_the_structure_pass_needs_no_torch(replica_dir, env):
     proc = subprocess.run([sys.executable, "-c", code, "check", "--dir", str(d)], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "pip install 'weightsafe[load]'" in proc.stderr
+
+
+def test_forward_runs_one_pass_and_catches_non_finite_logits(ws, replica_dir):
+    """check --forward: the replica builds and gives finite logits; a NaN norm weight does not."""
+    pytest.importorskip("transformers")
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    d = replica_dir("granite-3.0-2b-instruct")
+    res, report = check_json(ws, "--dir", str(d), "--device", "cpu", "--forward")
+    assert res.code == 0, report["problems"]
+    assert report["forward"]["finite"] is True and report["forward"]["architecture"] == "GraniteForCausalLM"
+    shard = next(p for p in sorted(d.glob("*.safetensors")) if "model.norm.weight" in load_file(p))
+    tensors = load_file(shard)
+    tensors["model.norm.weight"] = torch.full_like(tensors["model.norm.weight"], float("nan"))
+    save_file(tensors, shard, metadata={"format": "pt"})
+    res, report = check_json(ws, "--dir", str(d), "--device", "cpu", "--forward")
+    assert res.code == 1 and "non-finite logits" in report["problems"][0]["message"], report["problems"]

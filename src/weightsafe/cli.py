@@ -193,17 +193,20 @@ def verify(name, directory, manifest_path, full, strict, include, exclude, jobs,
 @click.option("--numerics", is_flag=True, help="Also count NaN/Inf values per tensor (reads every value).")
 @click.option("--strict", is_flag=True, help="Refuse auxiliary pickles (training_args.bin, ...) that import anything"
               " beyond what a state dict needs.")
+@click.option("--forward", is_flag=True, help="After the load, build the model from config.json and run one short "
+              "forward pass (needs transformers).")
 @device_option
 @cache_option
 @output_options
 @guarded
-def check(name, directory, manifest_path, structure_only, numerics, strict, device, cache_dir, quiet, as_json):
+def check(name, directory, manifest_path, structure_only, numerics, strict, forward, device, cache_dir, quiet,
+          as_json):
     """Prove the weights of NAME (or --dir DIR) are usable: headers, pickle safety, index, config, load."""
     from .loadcheck import check as load_check
 
     manifest, target, _ = _locate(Cache(cache_dir), name, directory, manifest_path, need_manifest=False)
     report = load_check(target, manifest, name=name or "", device=device, load=not structure_only,
-                        numerics=numerics, strict=strict)
+                        numerics=numerics, strict=strict, forward=forward)
     _emit(report, check_text, quiet, as_json)
     return report.exit_code
 

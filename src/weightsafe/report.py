@@ -105,6 +105,10 @@ def check_text(report, quiet: bool = False) -> list[str]:
                          f"({size(int(ld.throughput))}/s); dtypes {mix}")
             if ld.peak_device_bytes is not None:
                 lines.append(f"  peak device memory: {size(ld.peak_device_bytes)}")
+            if report.forward:
+                fw = report.forward
+                lines.append(f"  forward pass: {fw.architecture} on {fw.device}, {fw.tokens} tokens in "
+                             f"{fw.seconds:.2f} s, logits {'finite' if fw.finite else 'NOT finite'}")
             if ld.fits is not None:
                 lines.append(f"  whole model {'fits' if ld.fits else 'does NOT fit'} in the "
                              f"{size(ld.free_device_bytes)} free on {ld.device}")

@@ -16,6 +16,7 @@ from ..errors import ExitCode
 from ..manifest import Manifest, check_relpath
 from .arch import check_config
 from .device import LoadStats, load_all, pick_device
+from .forward import ForwardResult, forward_check
 from .index import check_index
 from .model import Problem, Structure, StructureError
 from . import strict_json
@@ -43,6 +44,7 @@ class LoadReport:
     bytes: int = 0
     structure_seconds: float = 0.0
     load: LoadStats | None = None
+    forward: ForwardResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,8 @@ class LoadReport:
         return {"command": "check", "ok": self.ok, "name": self.name, "directory": self.directory,
                 "formats": self.formats, "tensors": self.tensors, "parameters": self.parameters,
                 "bytes": self.bytes, "structure_seconds": round(self.structure_seconds, 4),
-                "load": self.load.to_dict() if self.load else None, "notes": self.notes,
+                "load": self.load.to_dict() if self.load else None,
+                "forward": self.forward.to_dict() if self.forward else None, "notes": self.notes,
                 "problems": [p.to_dict() for p in self.problems]}
 
 
@@ -158,9 +161,10 @@ def _config(directory: Path, s: Structure) -> dict | None:
 
 
 def check(directory: Path, manifest: Manifest | None = None, name: str = "", device: str = "auto",
-          load: bool = True, numerics: bool = False, strict: bool = False) -> LoadReport:
+          load: bool = True, numerics: bool = False, strict: bool = False, forward: bool = False) -> LoadReport:
     """Run the structure pass, then (if it passed and ``load``) the load pass on ``device``.
-    ``strict``: an auxiliary pickle importing anything beyond the weight allowlist is refused."""
+    ``strict``: an auxiliary pickle importing anything beyond the weight allowlist is refused.
+    ``forward``: after a clean load, build the model and run one short forward pass."""
     start = time.perf_counter()
     formats, auxiliary, problems = candidates(directory, manifest)
     report = LoadReport(name or (manifest.name if manifest else directory.name), str(directory), formats, problems)
@@ -188,4 +192,7 @@ def check(directory: Path, manifest: Manifest | None = None, name: str = "", dev
     files = [f for fs in formats.values() for f in fs]
     report.load, load_problems = load_all(directory, files, s.tensors, dev, numerics)
     report.problems += load_problems
+    if forward and not report.problems:
+        report.forward, forward_problems = forward_check(directory, dev)
+        report.problems += forward_problems
     return report
