@@ -65,11 +65,11 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 
 def test_seeded_mutations_of_real_files_never_crash_the_check(tmp_path, originals):
-    """~25 s of mutations (fixed seed, fixed order); each run is the library's check, in-process."""
+    """~15 s of mutations (fixed seed, fixed order); each run is the library's check, in-process."""
     rng = random.Random(12)
     d = tmp_path / "m"
     d.mkdir()
-    deadline, runs, codes = time.monotonic() + 25, 0, set()
+    deadline, runs, codes = time.monotonic() + 15, 0, set()
     while time.monotonic() < deadline and runs < 3000:
         victim = rng.choice(sorted(originals))
         for name, data in originals.items():
@@ -147,7 +147,7 @@ def _ops_pickle(n: int) -> bytes:
 def test_a_pickle_of_millions_of_opcodes_hits_the_named_limit(ws, tmp_path):
     d = tmp_path / "m"
     d.mkdir()
-    (d / "pytorch_model.bin").write_bytes(hostile.torch_zip(_ops_pickle(3_000_000)))
+    (d / "pytorch_model.bin").write_bytes(hostile.torch_zip(_ops_pickle(2_100_000)))
     start = time.monotonic()
     res = ws("check", "--dir", str(d), "--structure-only")
     assert res.code == 5 and "opcodes: limit hit" in res.err
