@@ -96,8 +96,18 @@ def test_a_legacy_torch_tar_archive_is_refused_by_name(ws, tmp_path):
     assert res.code == 5 and "legacy torch tar format" in messages(report)
 
 
+def test_a_storage_with_a_bad_crc_fails_the_load_pass(ws, tmp_path):
+    """Storages are data, not code: the structure pass leaves them unread; the load pass, which reads
+    every byte anyway, checks their CRCs (torch.load with mmap=True does not)."""
+    blob, phrase = hostile.ambiguous_archives(hostile.torch_saved())["bad CRC in a storage"]
+    d = model(tmp_path, {"pytorch_model.bin": blob})
+    assert check(ws, d, "--structure-only")[0].code == 0
+    res, report = check(ws, d, "--device", "cpu")
+    assert res.code == 1 and phrase in messages(report), report
+
+
 @pytest.mark.parametrize("case", [
-    "bad CRC in a storage", "bad CRC in data.pkl", "encrypted member", "unknown method",
+    "bad CRC in data.pkl", "encrypted member", "unknown method",
     "zip64 locator pointing elsewhere", "end records disagree", "trailing bytes", "a second archive appended",
     "bytes before the first member", "zip bomb", "corrupt deflate", "member name not ASCII"])
 def test_ambiguous_archive_layouts_are_refused_and_named(ws, tmp_path, case):

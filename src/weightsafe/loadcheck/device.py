@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .model import Problem, TensorInfo
 from .formats import OTHER, SAFETENSORS, sniff
+from .zipreader import open_archive
 
 TORCH_TO_ST = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
                "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
@@ -152,6 +153,9 @@ def _load_file(torch, path: Path, device: str):
             for key in f.keys():
                 yield key, f.get_tensor(key)
         return
+    archive = open_archive(path)  # torch.load(mmap=True) skips CRCs: check every member first
+    for member in archive.members:
+        archive.check_crc(member)
     state = torch.load(str(path), map_location=device, weights_only=True, mmap=True)
     try:
         for key, t in state.items():
