@@ -136,9 +136,8 @@ def open_archive(path: str | os.PathLike) -> ZipArchive:
             raise ZipRefused(f"{n} members in a {cd_size}-byte central directory: limit hit")
         fh.seek(cd_offset)
         cd = fh.read(cd_size)
-        members = _central(fh, cd, n, size)
-    _tiles(members, cd_offset)
-    return ZipArchive(path, tuple(members))
+        placed = _central(fh, cd, n, size)
+    return ZipArchive(path, _tiles(placed, cd_offset))
 
 
 def _zip64(fh, loc: bytes, loc_pos: int, small: tuple[int, int, int]) -> tuple[int, int, int, int]:
@@ -164,7 +163,8 @@ def _zip64(fh, loc: bytes, loc_pos: int, small: tuple[int, int, int]) -> tuple[i
     return n, cd_size, cd_offset, rec_offset
 
 
-def _central(fh, cd: bytes, n: int, file_size: int) -> list[Member]:
+def _central(fh, cd: bytes, n: int, file_size: int) -> list[tuple[Member, int]]:
+    """Each member, checked against its local header, with the byte where its record ends."""
     members, seen, pos = [], set(), 0
     for i in range(n):
         if cd[pos:pos + 4] != CENTRAL or len(cd) < pos + 46:
@@ -223,7 +223,7 @@ def _zip64_extra(extra: bytes, name: str, usize: int, csize: int, offset: int, d
     return usize, csize, offset, disk
 
 
-def _local(fh, name, raw_name, flags, method, crc, csize, usize, offset, file_size) -> Member:
+def _local(fh, name, raw_name, flags, method, crc, csize, usize, offset, file_size) -> tuple[Member, int]:
     fh.seek(offset)
     head = fh.read(30)
     if len(head) < 30 or head[:4] != LOCAL:
@@ -256,11 +256,11 @@ def _local(fh, name, raw_name, flags, method, crc, csize, usize, offset, file_si
     return Member(name, offset, data, csize, usize, crc, method), end
 
 
-def _tiles(members: list, cd_offset: int) -> None:
+def _tiles(placed: list[tuple[Member, int]], cd_offset: int) -> tuple[Member, ...]:
     """Members must follow each other from byte 0 to the central directory: nothing before, between
     (a second archive, a hidden pickle) or overlapping."""
     position = 0
-    for i, (m, end) in enumerate(sorted(members, key=lambda me: me[0].header_offset)):
+    for m, end in sorted(placed, key=lambda me: me[0].header_offset):
         if m.header_offset != position:
             what = "overlaps the previous member" if m.header_offset < position else \
                 f"{m.header_offset - position} bytes no member accounts for precede it"
@@ -268,4 +268,4 @@ def _tiles(members: list, cd_offset: int) -> None:
         position = end
     if position != cd_offset:
         raise ZipRefused(f"{cd_offset - position} bytes no member accounts for before the central directory")
-    members[:] = [m for m, _ in members]
+    return tuple(m for m, _ in placed)
