@@ -121,3 +121,121 @@ def malformed_safetensors() -> dict[str, tuple[bytes, str]]:
         "extra_field": (safetensors_bytes({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4],
                                                  "x": 1}}, bytes(4)), "exactly dtype, shape and data_offsets"),
     }
+
+
+# ------------------------------------------------------------------ torch zip layouts two readers read differently
+
+def torch_saved(state: dict | None = None) -> bytes:
+    """A real ``torch.save`` archive (zip64 end records, data descriptors, aligned members)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state if state is not None else {"w": torch.arange(6, dtype=torch.float32)}, buf)
+    return buf.getvalue()
+
+
+def duplicate_data_pkl(first: bytes, last: bytes) -> bytes:
+    """Two members named data.pkl: torch (miniz) reads the first, Python's zipfile the last."""
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w") as z:
+        warnings.simplefilter("ignore")
+        z.writestr("archive/data.pkl", first)
+        z.writestr("archive/byteorder", b"little")
+        z.writestr("archive/version", b"3\n")
+        z.writestr("archive/data.pkl", last)
+    return buf.getvalue()
+
+
+def _patch(blob: bytes, offset: int, fmt: str, value) -> bytes:
+    b = bytearray(blob)
+    struct.pack_into(fmt, b, offset, value)
+    return bytes(b)
+
+
+def _central_entries(blob: bytes):
+    """(offset of each central directory entry, its name)."""
+    pos, out = blob.index(b"PK\x01\x02"), []
+    while blob[pos:pos + 4] == b"PK\x01\x02":
+        nlen, elen, clen = struct.unpack_from("<HHH", blob, pos + 28)
+        out.append((pos, blob[pos + 46:pos + 46 + nlen].decode()))
+        pos += 46 + nlen + elen + clen
+    return out
+
+
+def _deflated(data: bytes, declared: int | None = None) -> bytes:
+    """A torch-style zip whose data.pkl is deflated (declaring ``declared`` bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", data)
+        z.writestr("archive/version", b"3\n")
+    blob = buf.getvalue()
+    if declared is not None:
+        for pos, name in _central_entries(blob):
+            if name == "archive/data.pkl":
+                blob = _patch(blob, pos + 24, "<I", declared)
+        blob = _patch(blob, 22, "<I", declared)  # local header's size
+    return blob
+
+
+def ambiguous_archives(saved: bytes) -> dict[str, tuple[bytes, str]]:
+    """name -> (archive, phrase the refusal names); each is a real torch.save archive bent one way."""
+    import pickle as _pickle
+    import zlib
+
+    entries = dict((n.split("/", 1)[1], p) for p, n in _central_entries(saved))
+    data_pkl = entries["data.pkl"]
+    eocd = len(saved) - 22
+    locator = eocd - 20
+    benign = _pickle.dumps({}, protocol=2)
+    data0 = struct.unpack_from("<I", saved, entries["data/0"] + 42)[0]
+    data0 += 30 + sum(struct.unpack_from("<HH", saved, data0 + 26))
+    bomb = zlib.compress(bytes(50_000_000))[2:-4]  # ~50 MB of zeros in ~50 kB of deflate
+    return {
+        "bad CRC in a storage": (_patch(saved, data0, "<f", 9.5), "fails its CRC check"),
+        "bad CRC in data.pkl": (_patch(saved, data_pkl + 16, "<I", 0xDEADBEEF), "data descriptor disagrees"),
+        "encrypted member": (_patch(saved, data_pkl + 8, "<H", 0x0809), "is encrypted"),
+        "unknown method": (_patch(saved, data_pkl + 10, "<H", 12), "compression method 12"),
+        "zip64 locator pointing elsewhere": (_patch(saved, locator + 8, "<Q", 0), "zip64 locator points at byte 0"),
+        "end records disagree": (_patch(_patch(saved, eocd + 8, "<H", 3), eocd + 10, "<H", 3),
+                                 "disagree on the member count"),
+        "trailing bytes": (saved + b"\0" * 10, "no zip end record in the last 22 bytes"),
+        "a second archive appended": (saved + torch_zip(benign), "bytes hidden between them"),
+        "bytes before the first member": (b"PK\x03\x04" + bytes(60) + saved, "zip64 locator points at byte"),
+        "zip bomb": (_bomb(bomb), "inflates past its declared"),
+        "corrupt deflate": (_corrupt_deflate(), "corrupt deflate"),
+        "member name not ASCII": (_rename(saved, "version", "versi\u00f6n"), "not ASCII"),
+    }
+
+
+def _bomb(deflate: bytes) -> bytes:
+    """A data.pkl member declaring 100 bytes whose deflate stream inflates to ~50 MB."""
+    blob = _deflated(b"x" * 100)
+    start = blob.index(b"archive/data.pkl") + len("archive/data.pkl")
+    local_csize = struct.unpack_from("<I", blob, 18)[0]
+    body = blob[:start] + deflate + blob[start + local_csize:]
+    shift = len(deflate) - local_csize
+    body = _patch(body, 18, "<I", len(deflate))
+    cd = body.index(b"PK\x01\x02")
+    for pos, name in _central_entries(body):
+        if name == "archive/data.pkl":
+            body = _patch(body, pos + 20, "<I", len(deflate))
+        else:
+            body = _patch(body, pos + 42, "<I", struct.unpack_from("<I", body, pos + 42)[0] + shift)
+    eocd = len(body) - 22
+    return _patch(body, eocd + 16, "<I", cd)
+
+
+def _corrupt_deflate() -> bytes:
+    blob = bytearray(_deflated(b"y" * 1000))
+    start = blob.index(b"archive/data.pkl") + len("archive/data.pkl")
+    blob[start:start + 4] = b"\xff\xff\xff\xff"
+    return bytes(blob)
+
+
+def _rename(blob: bytes, old: str, new: str) -> bytes:
+    """Rename a member in both headers (same byte length in latin-1)."""
+    o, n = f"/{old}".encode(), f"/{new}".encode("latin-1")
+    assert len(o) == len(n)
+    return blob.replace(o, n)

@@ -308,3 +308,19 @@ def test_numerics_finds_each_nonfinite_value_in_either_format_and_dtype(tmp_path
     stats, problems = load_all(tmp_path, [fmt], {}, "cpu", numerics=True)
     assert {k: (v["nan"], v["inf"]) for k, v in stats.nonfinite.items()} == {"nan": (1, 0), "inf": (0, 2)}
     assert stats.tensors == 5 and stats.bytes == sum(t.numel() * t.element_size() for t in tensors.values())
+def test_forward_runs_one_pass_and_catches_non_finite_logits(ws, replica_dir):
+    """check --forward: the replica builds and gives finite logits; a NaN norm weight does not."""
+    pytest.importorskip("transformers")
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    d = replica_dir("granite-3.0-2b-instruct")
+    res, report = check_json(ws, "--dir", str(d), "--device", "cpu", "--forward")
+    assert res.code == 0, report["problems"]
+    assert report["forward"]["finite"] is True and report["forward"]["architecture"] == "GraniteForCausalLM"
+    shard = next(p for p in sorted(d.glob("*.safetensors")) if "model.norm.weight" in load_file(p))
+    tensors = load_file(shard)
+    tensors["model.norm.weight"] = torch.full_like(tensors["model.norm.weight"], float("nan"))
+    save_file(tensors, shard, metadata={"format": "pt"})
+    res, report = check_json(ws, "--dir", str(d), "--device", "cpu", "--forward")
+    assert res.code == 1 and "non-finite logits" in report["problems"][0]["message"], report["problems"]

@@ -313,8 +313,10 @@ def _signed(directory: Path, signature: PathLike, public_key: PathLike | None,
 def check(name: str | None = None, *, revision: str | None = None, directory: PathLike | None = None,
           local_dir: PathLike | None = None, hf_cache: bool = False, manifest: PathLike | None = None,
           cache_dir: PathLike | None = None, device: str = "auto", structure_only: bool = False,
-          numerics: bool = False, settings: Settings | None = None):
+          numerics: bool = False, strict: bool = False, forward: bool = False, settings: Settings | None = None):
     """Prove the weights usable: headers, pickle safety, index, config, then a load on ``device``.
+    ``strict`` refuses auxiliary pickles (training_args.bin, ...) that import anything beyond the
+    weight allowlist; ``forward`` also runs one short forward pass (needs transformers).
     Returns a ``LoadReport`` (``.ok``, ``.problems``, ``.exit_code``)."""
     from .loadcheck import check as load_check
 
@@ -323,7 +325,7 @@ def check(name: str | None = None, *, revision: str | None = None, directory: Pa
                    manifest=manifest, need_manifest=False)
     label = name or (where.manifest.name if where.manifest else where.directory.name)
     report = load_check(where.directory, where.manifest, name=label, device=device, load=not structure_only,
-                        numerics=numerics)
+                        numerics=numerics, strict=strict, forward=forward)
     report.notes[:0] = list(where.notes)
     return report
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,6 +47,29 @@ def read_json_object(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def refuse_planted(path: Path) -> None:
+    """Refuse to write through something planted at a cache path we are about to open: a symlink
+    (the write would land wherever it points), a hard link (it would change another file too) or
+    anything but a regular file. Says what was found; the user removes it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise DiskError(f"{path} is a symlink (to {os.readlink(path)}), not a file the cache wrote: "
+                        f"refusing to write through it; remove it")
+    if not stat.S_ISREG(st.st_mode):
+        raise DiskError(f"{path} is not a regular file: refusing to use it; remove it")
+    if st.st_nlink > 1:
+        raise DiskError(f"{path} has {st.st_nlink} hard links, so writing it would change another file: "
+                        f"refusing; remove it")
+
+
+def nofollow(path, flags: int) -> int:
+    """An ``opener`` for open(): never follows a symlink at the last path component."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o644)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -148,12 +172,13 @@ class Cache:
 
     def part_path(self, name: str, revision: str, relpath: str) -> Path:
         check_relpath(relpath)
-        return self._under("partial", slug(name), _safe_rev(revision), relpath + ".part")
+        return self._under("partial", slug(name), _safe_rev(revision), internal_name(relpath, ".part"))
 
     def lock(self, name: str, revision: str, relpath: str) -> FileLock:
         check_relpath(relpath)
-        path = self._under("locks", slug(name), _safe_rev(revision), relpath + ".lock")
+        path = self._under("locks", slug(name), _safe_rev(revision), internal_name(relpath, ".lock"))
         self.ensure_dir(path.parent)
+        refuse_planted(path)
         return FileLock(str(path))
 
     def records(self, name: str, revision: str) -> Records:
@@ -178,7 +203,8 @@ class Cache:
     def commit(self, part: Path, final: Path) -> None:
         """Make a verified part visible at its final path: fsync, atomic rename, fsync dir."""
         self.ensure_dir(final.parent)
-        with open(part, "rb+") as fh:
+        refuse_planted(part)
+        with open(part, "rb+", opener=nofollow) as fh:
             os.fsync(fh.fileno())
         os.replace(part, final)
         fsync_dir(final.parent)
@@ -192,10 +218,24 @@ class Cache:
         return shutil.disk_usage(probe).free
 
 
+def internal_name(relpath: str, suffix: str) -> str:
+    """``relpath + suffix`` for the cache's own files, shortened to a digest of the path when the
+    last component plus the suffix (and a part's ``.json`` state) would pass the 255-byte limit."""
+    head, _, last = relpath.rpartition("/")
+    if len((last + suffix + ".json").encode("utf-8", "surrogatepass")) > 255:
+        import hashlib
+
+        last = "~" + hashlib.sha256(relpath.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return (head + "/" if head else "") + last + suffix
+
+
 def _safe_rev(revision: str) -> str:
     """A revision as one directory name (``refs/pr/1`` becomes ``refs--pr--1``)."""
     name = revision.replace("/", "--")
-    check_relpath(name, "revision")
+    try:
+        check_relpath(name, "revision")
+    except ValueError as e:
+        raise UsageError(f"revision {revision!r:.80} cannot name a cache folder: {e}") from None
     return name
 
 

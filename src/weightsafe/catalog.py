@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from . import manifest as mf
 from .cache import Cache, atomic_write, read_json_object, slug
-from .errors import HubUnreachable, ManifestError, OfflineError, UsageError
+from .errors import HubError, HubUnreachable, ManifestError, OfflineError, UsageError
 if TYPE_CHECKING:  # requests costs ~0.25 s of start-up that verify, list and check never need
     from .hub import HubClient, RemoteEntry
 HUB_SOURCES = {
@@ -119,11 +119,24 @@ def hub_entry(repo: str, commit: str, e: RemoteEntry) -> mf.FileEntry:
     digest = (mf.Digest("sha256", e.sha256, "hub-lfs") if e.sha256
               else mf.Digest("git-sha1", e.git_sha1, "hub-git") if e.git_sha1 else None)
     return mf.FileEntry(e.path, e.size, (digest,) if digest else ())
+def check_revision(rev: str) -> None:
+    """Refuse a revision no hub branch, tag or commit can be named (``.``, ``a:b``, controls)."""
+    why = mf.revision_problem(rev)
+    if why:
+        raise UsageError(f"{rev!r:.80} is not a revision a hub can have: {why}")
 
 
 def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manifest:
     """List ``repo`` at ``rev`` on the hub and record the result as a manifest in the cache."""
+    if rev is not None:
+        check_revision(rev)
     commit, entries = client.list_files(repo, rev or "main")
+    if not isinstance(commit, str) or not mf.FULL_COMMIT_RE.match(commit):
+        raise HubError(f"{repo}@{rev or 'main'}: the hub answered commit {commit!r:.60}, not a full "
+                       f"40-hex commit id; refusing to cache anything under it")
+    if rev and mf.FULL_COMMIT_RE.match(rev) and commit != rev:
+        raise HubError(f"{repo}@{rev}: the hub answered commit {commit} for the full commit asked for; "
+                       f"refusing to cache it as {rev[:12]}")
     files = [hub_entry(repo, commit, e) for e in entries]
     if not files:
         raise UsageError(f"{repo}@{commit}: the repository has no files")

@@ -47,6 +47,7 @@ def guarded(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         as_json = kwargs.get("as_json", False)
+        CANCEL.clear()  # one command, one cancel (the in-process test runner calls many)
         try:
             code = fn(*args, **kwargs)
         except WeightsafeError as e:
@@ -78,7 +79,7 @@ def guarded(fn):
 def _fail(e: BaseException, code: int, as_json: bool) -> None:
     if as_json:
         emit_json(error_json(e, code))
-    click.echo(f"weightsafe: error: {escape(str(e))}", err=True)
+    click.echo(escape(f"weightsafe: error: {e}"), err=True)
 
 
 # ---------------------------------------------------------------- shared options
@@ -233,17 +234,21 @@ def verify(name, revision, directory, local_dir, hf_cache, manifest_path, full, 
 @manifest_option
 @click.option("--structure-only", is_flag=True, help="Headers, pickle scan, index and config only; load nothing.")
 @click.option("--numerics", is_flag=True, help="Also count NaN/Inf values per tensor (reads every value).")
+@click.option("--strict", is_flag=True, help="Refuse auxiliary pickles (training_args.bin, ...) that import anything"
+              " beyond what a state dict needs.")
+@click.option("--forward", is_flag=True, help="After the load, build the model from config.json and run one short "
+              "forward pass (needs transformers).")
 @device_option
 @cache_option
 @output_options
 @guarded
-def check(name, revision, directory, local_dir, hf_cache, manifest_path, structure_only, numerics, device,
-          cache_dir, quiet, as_json):
+def check(name, revision, directory, local_dir, hf_cache, manifest_path, structure_only, numerics, strict, forward,
+          device, cache_dir, quiet, as_json):
     """Prove the weights of NAME (or --dir, --local-dir, --hf-cache) are usable: headers, pickle safety,
     index, config, load."""
     report = api.check(name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
                        manifest=manifest_path, cache_dir=cache_dir, device=device, structure_only=structure_only,
-                       numerics=numerics)
+                       numerics=numerics, strict=strict, forward=forward)
     _emit(report, check_text, quiet, as_json)
     return report.exit_code
 

@@ -125,7 +125,8 @@ class HubClient:
 
     def __init__(self, endpoint: str, token: str | None = None, offline: bool = False,
                  connect_timeout: float = 10.0, read_timeout: float = 30.0, retries: int = 5,
-                 backoff: float = 0.5, on_retry: RetryHook | None = None):
+                 backoff: float = 0.5, on_retry: RetryHook | None = None, min_speed: float = 1024.0,
+                 min_speed_window: float = 30.0):
         self.endpoint = check_endpoint(endpoint)
         self.token = token
         self.offline = offline
@@ -133,6 +134,7 @@ class HubClient:
         self.retries = retries
         self.backoff = backoff
         self.on_retry = on_retry
+        self.min_speed, self.min_speed_window = min_speed, min_speed_window  # see transfer.SpeedGuard
         self.session = requests.Session()
         # read: a reset or a stall before the response headers is retried here; after them
         # (mid-body) the transfer resumes from its offset instead.
@@ -152,7 +154,7 @@ class HubClient:
     def from_settings(cls, settings: Settings, on_retry: RetryHook | None = None) -> "HubClient":
         return cls(settings.endpoint, token=settings.token, offline=settings.offline,
                    read_timeout=settings.read_timeout, retries=settings.retries, backoff=settings.backoff,
-                   on_retry=on_retry)
+                   on_retry=on_retry, min_speed=settings.min_speed, min_speed_window=settings.min_speed_window)
 
     def tell_retry(self, message: str) -> None:
         if self.on_retry:

@@ -8,6 +8,7 @@ reason, because a typo in a manifest must never turn into a silently unchecked f
 from __future__ import annotations
 
 import re
+import unicodedata
 try:
     import tomllib
 except ImportError:  # Python 3.10
@@ -30,7 +31,9 @@ HEX_RE = re.compile(r"^[0-9a-f]+$")
 SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_PATH = 1024
 MAX_COMPONENT = 255
-WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.IGNORECASE)
+WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|conin\$|conout\$|com[\d\u00b9\u00b2\u00b3]|lpt[\d\u00b9\u00b2\u00b3])"
+                              r"( *\..*)?$", re.IGNORECASE)
+WINDOWS_FORBIDDEN = set('<>"|?*')
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,20 @@ def selected(path: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] 
     if include and not any(p.match(g) or path == g for g in include):
         return False
     return not any(p.match(g) or path == g for g in exclude)
+#: what git's check-ref-format refuses in a ref name, plus C1 controls and whitespace: a hub can
+#: have no branch, tag or commit named so, and no cache layout should have to spell one.
+BAD_REVISION = re.compile(r"(^|/)\.|\.\.|[\s\x00-\x1f\x7f-\x9f~^:?*\[\\]|@\{|//|^/|/$|\.lock(/|$)|\.$|^@$")
+
+
+def revision_problem(rev: Any) -> str | None:
+    """Why ``rev`` cannot name a git branch, tag or commit (``.``, ``a:b``, controls), or None."""
+    if not isinstance(rev, str) or not rev:
+        return "empty"
+    if len(rev) > 255:
+        return "longer than 255 characters"
+    if BAD_REVISION.search(rev) or not rev.isprintable():
+        return "not a git ref name (see git check-ref-format)"
+    return None
 
 
 def check_relpath(path: Any, where: str = "path") -> str:
@@ -122,8 +139,10 @@ def check_relpath(path: Any, where: str = "path") -> str:
         raise ValueError(f"{where} is empty")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH:
         raise ValueError(f"{where} is longer than {MAX_PATH} bytes")
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        raise ValueError(f"{where} contains a control character or NUL")
+    if any(ord(c) < 32 or 127 <= ord(c) <= 159 or 0xD800 <= ord(c) <= 0xDFFF for c in path):
+        raise ValueError(f"{where} contains a control character (C0 or C1), NUL or a lone surrogate")
+    if WINDOWS_FORBIDDEN & set(path):
+        raise ValueError(f"{where} contains a character Windows forbids in file names (<>\"|?*)")
     if "\\" in path:
         raise ValueError(f"{where} contains a backslash")
     if ":" in path:
@@ -219,8 +238,8 @@ class _Validator:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", repo) or ".." in repo:
             raise self.fail("repo", f"{repo!r} is not ORG/NAME")
         revision = self.string(data, "revision", "revision")
-        if len(revision) > 255 or re.search(r"[\s\x00-\x1f]|\.\.", revision):
-            raise self.fail("revision", f"{revision!r} is not a valid git revision")
+        if revision_problem(revision):
+            raise self.fail("revision", f"{revision!r} is not a valid git revision: {revision_problem(revision)}")
         commit = self.string(data, "commit", "commit", required=False)
         if commit is not None and not re.match(r"^[0-9a-f]{7,40}$", commit):
             raise self.fail("commit", f"{commit!r} must be 7 to 40 lowercase hex digits")
@@ -255,7 +274,7 @@ class _Validator:
         entries = []
         for i, item in enumerate(items):
             entry = self.file(item, i, sources)
-            key = entry.path.casefold()
+            key = unicodedata.normalize("NFC", entry.path).casefold()  # NFD twins are one file on macOS
             if key in seen:
                 raise self.fail(f"files[{i}].path", f"{entry.path!r} duplicates files[{seen[key]}]")
             seen[key] = i

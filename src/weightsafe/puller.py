@@ -151,6 +151,29 @@ class PullPlan:
                 "files": [f.to_dict() for f in self.files]}
 
 
+class _Either:
+    """Set when the caller cancels, or when the pull stops its own workers early (a failure), without
+    ever setting the caller's event: theirs may be shared with other work."""
+
+    def __init__(self, outer: threading.Event):
+        self.outer, self.inner = outer, threading.Event()
+
+    def is_set(self) -> bool:
+        return self.outer.is_set() or self.inner.is_set()
+
+    def set(self) -> None:
+        self.inner.set()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.outer.wait(min(left, 0.05))
+        return True
+
+
 class Puller:
     """One pull of one manifest into one cache."""
 
@@ -161,7 +184,7 @@ class Puller:
         self.client = client
         self.jobs = pull_jobs(len(manifest.files), jobs)  # None: from the cores and the file count
         self.progress = progress or Progress()
-        self.cancel = cancel or threading.Event()
+        self.cancel = _Either(cancel) if cancel is not None else threading.Event()
         self.commit: str | None = manifest.revision if manifest.pinned else None
         self.records: Records = cache.records(manifest.name, manifest.revision)
         self.directory = cache.model_dir(manifest.name, manifest.revision)

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 
 from .errors import WeightsafeError
 
 MARK = {"ok": "ok", "cached": "ok", "downloaded": "ok", "failed": "FAIL", "mismatch": "MISMATCH",
         "missing": "MISSING", "wrong_size": "WRONG SIZE", "unexpected": "unexpected",
         "unverifiable": "UNKNOWN", "error": "ERROR"}
-
-
-def escape(text: str) -> str:
-    """Text safe for a terminal: control characters (C0, DEL, C1 such as U+009B, which some
-    terminals take as an escape sequence) are shown as \\xNN / \\uNNNN. JSON output stays exact."""
-    if all(c == " " or c.isprintable() for c in text):
-        return text
-    return "".join(c if c.isprintable() or c == " " else
-                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in text)
 
 
 def size(n: int | None) -> str:
@@ -28,6 +20,21 @@ def size(n: int | None) -> str:
         if n >= div:
             return f"{n / div:.2f} {unit}"
     return f"{n} B"
+
+
+def escape(text: str) -> str:
+    """``text`` safe for a terminal: control characters (C0, C1 such as U+009B, which starts an
+    escape sequence on many terminals), format characters (bidi overrides) and lone surrogates are
+    written as ``\\xNN``/``\\uNNNN``. Names come from files and hubs an attacker may control;
+    ``--json`` keeps them exact instead (JSON escapes them itself)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+                   else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)
+
+
+def escaped(lines: list[str]) -> list[str]:
+    return [escape(line) for line in lines]
 
 
 def emit_json(obj: dict, stream=None) -> None:
@@ -50,18 +57,18 @@ def pull_text(report, quiet: bool = False) -> list[str]:
                 detail += f", restarted {f.restarts}x"
             if f.message and f.status != "failed":
                 detail += f", {f.message}"
-            lines.append(f"  {MARK[f.status]:<4}  {escape(f.path):<48} {size(f.size):>10}  {detail}")
+            lines.append(f"  {MARK[f.status]:<4}  {f.path:<48} {size(f.size):>10}  {detail}")
         for note in report.notes:
             lines.append(f"  note: {note}")
     for f in report.failures:
-        lines.append(f"error: {escape(f.message)}")
+        lines.append(f"error: {f.message}")
     if report.signature is not None:
         lines += verify_text(report.signature, quiet)
     if not quiet or not report.ok:
         counts = {s: sum(1 for f in report.files if f.status == s) for s in ("cached", "downloaded", "failed")}
         lines.append(f"{len(report.files)} files: {counts['cached']} cached, {counts['downloaded']} downloaded, "
                      f"{counts['failed']} failed; {size(report.bytes_fetched)} fetched in {report.seconds:.2f} s")
-    return lines
+    return escaped(lines)
 
 
 def verify_text(report, quiet: bool = False) -> list[str]:
@@ -72,20 +79,20 @@ def verify_text(report, quiet: bool = False) -> list[str]:
         lines.append(f"{report.name}: {report.directory}")
         for v in report.verdicts:
             how = f"({v.method})" if v.method else ""
-            lines.append(f"  {MARK[v.status]:<10}  {escape(v.path):<48} {size(v.actual_size):>10}  {how}")
+            lines.append(f"  {MARK[v.status]:<10}  {v.path:<48} {size(v.actual_size):>10}  {how}")
         for note in report.notes:
             lines.append(f"  note: {note}")
     shown = report.failures + [v for v in report.verdicts if v.status == "unexpected" and not quiet
                                and v not in report.failures]
     for v in shown:
-        lines.append(f"{'error' if v in report.failures else 'warning'}: {escape(v.message)}")
+        lines.append(f"{'error' if v in report.failures else 'warning'}: {v.message}")
     if not quiet or report.failures:
         bad = len(report.failures)
         lines.append(f"{len(report.verdicts)} files: {'all ok' if not bad else f'{bad} failed'}; "
                      f"{size(report.bytes_hashed)} hashed in {report.seconds:.2f} s")
     if getattr(report, "signature", None) is not None:
         lines += verify_text(report.signature, quiet)
-    return lines
+    return escaped(lines)
 
 
 def check_text(report, quiet: bool = False) -> list[str]:
@@ -104,6 +111,10 @@ def check_text(report, quiet: bool = False) -> list[str]:
                          f"({size(int(ld.throughput))}/s); dtypes {mix}")
             if ld.peak_device_bytes is not None:
                 lines.append(f"  peak device memory: {size(ld.peak_device_bytes)}")
+            if report.forward:
+                fw = report.forward
+                lines.append(f"  forward pass: {fw.architecture} on {fw.device}, {fw.tokens} tokens in "
+                             f"{fw.seconds:.2f} s, logits {'finite' if fw.finite else 'NOT finite'}")
             if ld.fits is not None:
                 lines.append(f"  whole model {'fits' if ld.fits else 'does NOT fit'} in the "
                              f"{size(ld.free_device_bytes)} free on {ld.device}")
@@ -113,7 +124,7 @@ def check_text(report, quiet: bool = False) -> list[str]:
         lines.append(f"error: {'UNSAFE: ' if p.unsafe else ''}{p}")
     if not quiet or not report.ok:
         lines.append("check passed" if report.ok else f"check failed: {len(report.problems)} problem(s)")
-    return lines
+    return escaped(lines)
 
 
 def plan_text(plan, quiet: bool = False) -> list[str]:
@@ -123,13 +134,13 @@ def plan_text(plan, quiet: bool = False) -> list[str]:
         for f in plan.files:
             detail = {"cached": "cached, verified", "verify": "present, would be verified first",
                       "resume": f"would resume at {size(f.have)}", "fetch": "would be fetched"}[f.action]
-            lines.append(f"  {f.action:<7} {escape(f.path):<48} {size(f.size):>10}  {detail}")
+            lines.append(f"  {f.action:<7} {f.path:<48} {size(f.size):>10}  {detail}")
         for note in plan.notes:
             lines.append(f"  note: {note}")
     unknown = f" (+ {len(plan.unknown_sizes)} file(s) of unknown size)" if plan.unknown_sizes else ""
     todo = sum(1 for f in plan.files if f.action in ("resume", "fetch"))
     lines.append(f"{len(plan.files)} files: {todo} to fetch, {size(plan.bytes_to_fetch)}{unknown}")
-    return lines
+    return escaped(lines)
 
 
 def models_text(root, models) -> list[str]:
@@ -142,12 +153,12 @@ def models_text(root, models) -> list[str]:
         lines.append(f"  {', '.join(m.names):<48} {rev:<14} {m.files:>4} files {size(m.bytes):>10}  verified {when}")
     total = sum(m.bytes for m in models)
     lines.append(f"{len(models)} model(s), {size(total)}")
-    return lines
+    return escaped(lines)
 
 
 def clean_text(report, quiet: bool = False) -> list[str]:
     verb = "would remove" if report.dry_run else "removed"
-    lines = [f"  {verb} {r.kind:<16} {escape(r.path)}  {size(r.bytes)}" for r in report.removed]
-    lines += [f"warning: skipped {escape(s)}" for s in report.skipped]
+    lines = [f"  {verb} {r.kind:<16} {r.path}  {size(r.bytes)}" for r in report.removed]
+    lines += [f"warning: skipped {s}" for s in report.skipped]
     lines.append(f"{report.command}: {verb} {len(report.removed)} item(s), {size(report.bytes)}")
-    return lines
+    return escaped(lines)

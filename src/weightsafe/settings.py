@@ -74,6 +74,8 @@ class Settings:
     read_timeout: float = 30.0
     retries: int = 5
     backoff: float = 0.5
+    min_speed: float = 1024.0
+    min_speed_window: float = 30.0
     progress_bars: bool = True
 
     @classmethod
@@ -99,6 +101,8 @@ class Settings:
             read_timeout=_number(env, "WEIGHTSAFE_READ_TIMEOUT", 30.0) or 30.0,
             retries=int(_number(env, "WEIGHTSAFE_RETRIES", 5, integer=True)),
             backoff=_number(env, "WEIGHTSAFE_BACKOFF", 0.5),
+            min_speed=_number(env, "WEIGHTSAFE_MIN_SPEED", 1024.0),
+            min_speed_window=_number(env, "WEIGHTSAFE_MIN_SPEED_WINDOW", 30.0) or 30.0,
             progress_bars=not _flag(env, "HF_HUB_DISABLE_PROGRESS_BARS"),
         )
 

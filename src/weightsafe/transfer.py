@@ -16,7 +16,6 @@ A ``cancel`` event stops a transfer at the next buffer boundary with the part re
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Callable
 import requests
 import urllib3
 
-from .cache import read_json_object
+from .cache import atomic_write, nofollow, read_json_object, refuse_planted
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
 from .hub import HubClient, _reason, describe_http_error
@@ -77,10 +76,13 @@ class PartFile:
         return read_json_object(self.state_path)
 
     def save_state(self, **state) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.state_path)
+        refuse_planted(self.state_path)
+        atomic_write(self.state_path, json.dumps(state).encode())  # O_EXCL temp, then rename
+
+    def refuse_planted(self) -> None:
+        """Before reading or writing: the part and its state are files this cache wrote."""
+        refuse_planted(self.path)
+        refuse_planted(self.state_path)
 
     def size(self) -> int:
         try:
@@ -103,6 +105,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
     ETag at HEAD time): a part begun for another version, or another size, starts over.
     Setting ``cancel`` raises ``Cancelled`` within about HANDOFF seconds, leaving the part resumable."""
+    part.refuse_planted()
     state = part.state()
     offset = part.size()
     if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
@@ -147,18 +150,19 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             if progress:
                 progress(-hasher.count)
             hasher = MultiHasher(algs, size)
-            with open(part.path, "wb"):
+            with open(part.path, "wb", opener=nofollow):
                 pass
             continue
         except STREAM_ERRORS as e:
             fetched += hasher.count - before
-            failures = 0 if hasher.count > before else failures + 1
+            slow = isinstance(e, TooSlow)  # progress at a crawl still counts against the budget
+            failures = 0 if hasher.count > before and not slow else failures + 1
             if failures >= max_attempts:
                 raise HubError(f"{label}: transfer failed {failures} times in a row at byte "
-                               f"{hasher.count}: {_reason(e)}") from None
+                               f"{hasher.count}: {e if slow else _reason(e)}") from None
             pause = min(backoff * 2 ** failures, 10)
-            client.tell_retry(f"{label}: {_reason(e)} at byte {hasher.count}; resuming in {pause:.1f} s "
-                              f"(attempt {failures + 1}/{max_attempts})")
+            client.tell_retry(f"{label}: {e if slow else _reason(e)} at byte {hasher.count}; resuming in "
+                              f"{pause:.1f} s (attempt {failures + 1}/{max_attempts})")
             if cancel is not None and cancel.wait(pause):
                 raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
             if cancel is None:
@@ -204,9 +208,10 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
                                      f"expected {size}; refusing a different file")
             remember(got)
         mode = "ab" if offset else "wb"
-        with open(part.path, mode, buffering=0) as fh, \
+        with open(part.path, mode, buffering=0, opener=nofollow) as fh, \
                 Pipeline(hasher.sinks() + [Writer(fh.fileno(), offset)], size=CHUNK) as pipe:
-            received = _pump(resp.raw, pipe, hasher, progress, cancel, size)
+            guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())
+            received = _pump(resp.raw, pipe, hasher, progress, cancel, size, guard)
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
         if expected_len is not None and received < expected_len:
@@ -214,8 +219,10 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
         return size is None or hasher.count >= size
 
 
+
+
 def _pump(raw, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.Event | None,
-          size: int | None) -> int:
+          size: int | None, guard: "SpeedGuard") -> int:
     """Move the body from the socket into the pipeline's buffers; nothing else happens here.
 
     A buffer is handed on when full, at the end, after HANDOFF seconds, on cancel, and, with
@@ -245,7 +252,34 @@ def _pump(raw, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.
                 progress(filled)
         if size is not None and hasher.count > size:
             raise _Restart(f"the server sent more than the {size} bytes announced")
+        guard.update(filled)
     return received
+
+
+class TooSlow(requests.exceptions.ConnectionError):
+    """A transfer stayed under the minimum throughput for a whole window: cut, then resumed."""
+
+
+@dataclass
+class SpeedGuard:
+    """Cut a connection that trickles (a byte a second never trips the read timeout):
+    ``WEIGHTSAFE_MIN_SPEED`` bytes/s (default 1024; 0 turns it off), averaged over
+    ``WEIGHTSAFE_MIN_SPEED_WINDOW`` seconds (default 30)."""
+
+    min_bps: float
+    window: float
+    started: float = 0.0
+    got: int = 0
+
+    def update(self, n: int) -> None:
+        self.got += n
+        elapsed = time.monotonic() - self.started
+        if not self.min_bps or elapsed < self.window:
+            return
+        if self.got < self.min_bps * elapsed:
+            raise TooSlow(f"slower than WEIGHTSAFE_MIN_SPEED={self.min_bps:g} B/s "
+                          f"({self.got / elapsed:.0f} B/s over {elapsed:.0f} s)")
+        self.started, self.got = time.monotonic(), 0
 
 
 def _norm(etag: str) -> str:

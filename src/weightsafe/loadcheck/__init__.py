@@ -7,21 +7,29 @@ every shard onto the device, one at a time. Unsafe content is refused before any
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ExitCode, IntegrityError, UnsafeContentError, first_of
-from ..manifest import Manifest
+from ..manifest import Manifest, check_relpath
 from .arch import check_config
 from .device import LoadStats, load_all, pick_device
+from .forward import ForwardResult, forward_check
 from .index import check_index
 from .model import Problem, Structure, StructureError
+from . import strict_json
+from .aux_pickles import check_auxiliary
+from .formats import OTHER, SAFETENSORS, TORCH_TAR, TORCH_ZIP, PICKLE, Candidate, scan_directory, sniff
+from .index import INDEXES
 from .pickle_scan import read_bin
 from .safetensors_header import read_header
 
-WEIGHT_SUFFIXES = {".safetensors": "safetensors", ".bin": "bin", ".pt": "bin", ".pth": "bin"}
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth"}  # a manifest's files that must be present
+LEGACY = {PICKLE: "legacy torch format (a bare pickle, not a zip archive): torch.load would unpickle it with "
+                  "no archive to check; refused unscanned",
+          TORCH_TAR: "legacy torch tar format: refused unscanned (re-save it with torch.save)"}
 
 
 @dataclass
@@ -36,6 +44,7 @@ class LoadReport:
     bytes: int = 0
     structure_seconds: float = 0.0
     load: LoadStats | None = None
+    forward: ForwardResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,26 +67,55 @@ class LoadReport:
         return {"command": "check", "ok": self.ok, "name": self.name, "directory": self.directory,
                 "formats": self.formats, "tensors": self.tensors, "parameters": self.parameters,
                 "bytes": self.bytes, "structure_seconds": round(self.structure_seconds, 4),
-                "load": self.load.to_dict() if self.load else None, "notes": self.notes,
+                "load": self.load.to_dict() if self.load else None,
+                "forward": self.forward.to_dict() if self.forward else None, "notes": self.notes,
                 "problems": [p.to_dict() for p in self.problems]}
 
 
-def weight_files(directory: Path, manifest: Manifest | None) -> tuple[dict[str, list[str]], list[Problem]]:
-    """Weight files by format: the manifest's (all must be present), else every one on disk."""
+def candidates(directory: Path, manifest: Manifest | None) -> tuple[dict[str, list[str]], list[Candidate],
+                                                                    list[Problem]]:
+    """Weight files by format, auxiliary pickles, and problems. Every file on disk (and every file
+    the manifest or an index names) is sniffed by its first bytes; with a manifest, its weight
+    files must all be present."""
     problems = []
+    names = {str(p.relative_to(directory)) for p in _walk(directory)}
     if manifest is not None:
-        names = [f.path for f in manifest.files if Path(f.path).suffix in WEIGHT_SUFFIXES]
-        for n in names:
-            if not (directory / n).is_file():
-                problems.append(Problem(n, "missing from the directory (pull it first)"))
-        names = [n for n in names if (directory / n).is_file()]
-    else:
-        names = sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
-                       if p.is_file() and p.suffix in WEIGHT_SUFFIXES and ".cache" not in p.parts)
+        for f in manifest.files:
+            if Path(f.path).suffix.lower() in WEIGHT_SUFFIXES and not (directory / f.path).is_file():
+                problems.append(Problem(f.path, "missing from the directory (pull it first)"))
+        names |= {f.path for f in manifest.files}
+    targets = weight_map_targets(directory)
+    found, scan_problems = scan_directory(directory, sorted(names | targets), targets)
+    problems += scan_problems
     formats: dict[str, list[str]] = {}
-    for n in sorted(names):
-        formats.setdefault(WEIGHT_SUFFIXES[Path(n).suffix], []).append(n)
-    return formats, problems
+    for c in found:
+        if not c.auxiliary:
+            formats.setdefault("safetensors" if c.format in (SAFETENSORS, OTHER) else "bin", []).append(c.name)
+    return formats, [c for c in found if c.auxiliary], problems
+
+
+def _walk(directory: Path):
+    """Every file and symlink under ``directory``; symlinked folders are not entered."""
+    for root, dirs, files in os.walk(directory):
+        for n in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            yield Path(root) / n
+
+
+def weight_map_targets(directory: Path) -> set[str]:
+    """Every safe relative path an index's weight_map names, whatever its extension."""
+    out = set()
+    for name in INDEXES.values():
+        try:
+            weight_map = strict_json.loads((directory / name).read_bytes()).get("weight_map")
+        except (OSError, ValueError, AttributeError):
+            continue
+        for shard in (weight_map.values() if isinstance(weight_map, dict) else []):
+            try:
+                check_relpath(shard, "shard")
+            except (ValueError, TypeError):
+                continue
+            out.add(shard)
+    return out
 
 
 def structure_pass(directory: Path, formats: dict[str, list[str]], manifest: Manifest | None) -> Structure:
@@ -85,19 +123,28 @@ def structure_pass(directory: Path, formats: dict[str, list[str]], manifest: Man
     for fmt, files in formats.items():
         for name in files:
             try:
-                if fmt == "safetensors":
+                kind = sniff(directory / name)
+                if kind in (SAFETENSORS, OTHER):
                     s.tensors[name], _ = read_header(directory / name, name)
-                else:
+                elif kind == TORCH_ZIP:
                     s.tensors[name] = read_bin(directory / name, name)
+                else:
+                    raise StructureError(Problem(name, LEGACY[kind], unsafe=True))
             except StructureError as e:
                 s.problems.append(e.problem)
+                s.failed.add(name)
+            except OSError as e:
+                s.problems.append(Problem(name, f"cannot read: {e}"))
+                s.failed.add(name)
     if any(p.unsafe for p in s.problems):
         return s
     paths = {f.path for f in manifest.files} if manifest is not None else None
     config = _config(directory, s)
     for fmt, files in formats.items():
         s.problems += check_index(directory, fmt, s, paths, files)
-        if config is not None:
+        if config is not None and s.failed:
+            s.notes.append(f"{fmt}: config check skipped: {len(s.failed)} weight file(s) could not be read")
+        elif config is not None:
             by_name = {n: ts[0] for n, ts in s.by_name(files).items()}
             problems, notes = check_config(config, by_name)
             s.problems += problems
@@ -111,7 +158,7 @@ def _config(directory: Path, s: Structure) -> dict | None:
         s.notes.append("no config.json: architecture check skipped")
         return None
     try:
-        config = json.loads(path.read_text())
+        config = strict_json.loads(path.read_bytes())
         if not isinstance(config, dict):
             raise ValueError("not a JSON object")
         return config
@@ -121,11 +168,17 @@ def _config(directory: Path, s: Structure) -> dict | None:
 
 
 def check(directory: Path, manifest: Manifest | None = None, name: str = "", device: str = "auto",
-          load: bool = True, numerics: bool = False) -> LoadReport:
-    """Run the structure pass, then (if it passed and ``load``) the load pass on ``device``."""
+          load: bool = True, numerics: bool = False, strict: bool = False, forward: bool = False) -> LoadReport:
+    """Run the structure pass, then (if it passed and ``load``) the load pass on ``device``.
+    ``strict``: an auxiliary pickle importing anything beyond the weight allowlist is refused.
+    ``forward``: after a clean load, build the model and run one short forward pass."""
     start = time.perf_counter()
-    formats, problems = weight_files(directory, manifest)
+    formats, auxiliary, problems = candidates(directory, manifest)
     report = LoadReport(name or (manifest.name if manifest else directory.name), str(directory), formats, problems)
+    for c in auxiliary:
+        aux_problems, aux_notes = check_auxiliary(directory, c, strict)
+        report.problems += aux_problems
+        report.notes += aux_notes
     if not formats and not problems:
         report.problems.append(Problem(str(directory), "no weight files (.safetensors, .bin) found"))
     s = structure_pass(directory, formats, manifest)
@@ -146,4 +199,7 @@ def check(directory: Path, manifest: Manifest | None = None, name: str = "", dev
     files = [f for fs in formats.values() for f in fs]
     report.load, load_problems = load_all(directory, files, s.tensors, dev, numerics)
     report.problems += load_problems
+    if forward and not report.problems:
+        report.forward, forward_problems = forward_check(directory, dev)
+        report.problems += forward_problems
     return report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .model import CONFIG_DTYPES, FLOAT_DTYPES, Problem, TensorInfo
 
+LAYER_KEYS = ("num_hidden_layers", "n_layer")
 OPTIONAL_SUFFIXES = ("rotary_emb.inv_freq", "attn.masked_bias", "attn.bias")
 
 
@@ -83,12 +84,20 @@ ARCHITECTURES = {
 def check_config(config: dict, tensors: dict[str, TensorInfo], label: str = "config.json") -> tuple[list[Problem], list[str]]:
     """Problems (missing, unexpected, wrong shape or dtype) and notes for one set of tensors."""
     archs = config.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        return [Problem(label, f"architectures must be a list of names, not {archs!r:.60}")], []
     arch = next((a for a in archs if a in ARCHITECTURES), None)
     if arch is None:
         return [], [f"architecture {archs or '?'} is not one weightsafe knows; config check skipped"]
+    for key in LAYER_KEYS:  # the config drives a loop: bound it by what the checkpoint holds
+        layers = config.get(key)
+        if layers is not None and (not isinstance(layers, int) or isinstance(layers, bool)
+                                   or not 0 <= layers <= len(tensors)):
+            return [Problem(label, f"{key} = {layers!r:.40} is not a layer count this checkpoint's "
+                                   f"{len(tensors)} tensors could hold")], []
     try:
         expected, optional = ARCHITECTURES[arch](config)
-    except (KeyError, TypeError, ZeroDivisionError) as e:
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError) as e:
         return [Problem(label, f"{arch} config lacks a usable {e}")], []
     problems = []
     for name, shape in expected.items():

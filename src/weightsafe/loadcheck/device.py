@@ -23,6 +23,8 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .model import Problem, TensorInfo
+from .formats import OTHER, SAFETENSORS, sniff
+from .zipreader import open_archive
 
 TORCH_TO_ST = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
                "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
@@ -184,13 +186,16 @@ def _count_nonfinite(torch, file: str, extremes: list, stats: LoadStats) -> None
 
 def _load_file(torch, path: Path, device: str):
     """Yield (name, tensor) for one file, on the device."""
-    if path.suffix == ".safetensors":
+    if sniff(path) in (SAFETENSORS, OTHER):
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt", device=device) as f:
             for key in f.keys():
                 yield key, f.get_tensor(key)
         return
+    archive = open_archive(path)  # torch.load(mmap=True) skips CRCs: check every member first
+    for member in archive.members:
+        archive.check_crc(member)
     # Map on the host, then copy each tensor over: map_location=cuda was the .bin bottleneck.
     state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     try:

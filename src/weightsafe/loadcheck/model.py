@@ -67,6 +67,7 @@ class Structure:
     tensors: dict[str, list[TensorInfo]] = field(default_factory=dict)  # file -> tensors
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)  # files already reported unreadable: one error each
 
     def by_name(self, files: list[str] | None = None) -> dict[str, list[TensorInfo]]:
         out: dict[str, list[TensorInfo]] = {}

@@ -8,11 +8,11 @@ trailing bytes. These are the conditions under which a loader reads what the hea
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from math import prod
 
+from . import strict_json
 from .model import DTYPE_SIZES, Problem, StructureError, TensorInfo
 
 MAX_HEADER = 100_000_000  # the safetensors library's own limit
@@ -36,9 +36,9 @@ def read_header(path: str | os.PathLike, label: str) -> tuple[list[TensorInfo], 
             fail(f"header length {n} runs past the end of the {size}-byte file")
         raw = fh.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        fail(f"header is not valid UTF-8 JSON ({type(e).__name__}: {str(e)[:80]})")
+        header = strict_json.loads(raw)
+    except strict_json.StrictJSONError as e:
+        fail(f"header is not valid UTF-8 JSON ({e})")
     if not isinstance(header, dict):
         fail("header is not a JSON object")
     metadata = header.pop("__metadata__", {}) or {}
@@ -50,7 +50,7 @@ def read_header(path: str | os.PathLike, label: str) -> tuple[list[TensorInfo], 
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
             fail("entry must have exactly dtype, shape and data_offsets", name)
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in DTYPE_SIZES:
+        if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
             fail(f"unknown dtype {dtype!r}", name)
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                   for d in shape):
@@ -60,6 +60,8 @@ def read_header(path: str | os.PathLike, label: str) -> tuple[list[TensorInfo], 
                 or not 0 <= offsets[0] <= offsets[1]):
             fail(f"data_offsets {offsets!r} must be [begin, end] with 0 <= begin <= end", name)
         expected = prod(shape) * DTYPE_SIZES[dtype]
+        if expected >= 2**64 or any(o >= 2**64 for o in offsets):
+            fail(f"shape {shape!r:.80} or data_offsets overflow 64 bits", name)
         if offsets[1] - offsets[0] != expected:
             fail(f"holds {offsets[1] - offsets[0]} bytes but {dtype} x {shape} needs {expected}", name)
         tensors.append((offsets[0], offsets[1], TensorInfo(name, dtype, tuple(shape), expected, label)))
@@ -76,3 +78,4 @@ def read_header(path: str | os.PathLike, label: str) -> tuple[list[TensorInfo], 
     if position < data_len:
         fail(f"{data_len - position} trailing bytes after the last tensor")
     return [t for _, _, t in tensors], metadata
+

@@ -1,0 +1,88 @@
+"""Which files of a model directory a loader could read, and in which format, decided by their
+first bytes, never by their names.
+
+``torch.load`` does not look at a file's extension: it reads a zip archive if the file starts
+with a zip local header, a tar archive if tarfile accepts it, and otherwise unpickles it. An index
+may point at any file name (``.ckpt``, ``.BIN``, none). So every file is sniffed, and every file
+that ``torch.load`` or ``pickle.load`` could run is scanned, whatever it is called.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import Problem
+
+SAFETENSORS, TORCH_ZIP, TORCH_TAR, PICKLE, OTHER = "safetensors", "torch-zip", "torch-tar", "pickle", "other"
+#: names that hold pickles by convention even when their first bytes do not say so (protocol 0/1
+#: pickles have no magic): torch.load would unpickle them, so they are scanned as pickles.
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".th", ".tar"}
+#: pickles a loader reads for something other than weights (training state): denylist + warning,
+#: not the strict weight allowlist. Anything not named here, or named by an index, is a weight file.
+AUXILIARY = re.compile(r"^(training_args|optimizer|scheduler|scaler|rng_state)([-_.][\w.-]*)?\.(bin|pt|pth)$",
+                       re.IGNORECASE)
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """The format a loader would read ``path`` as, from its first 512 bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+        size = os.fstat(fh.fileno()).st_size
+    if head[:4] == b"PK\x03\x04":
+        return TORCH_ZIP
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return TORCH_TAR
+    if len(head) >= 2 and head[0] == 0x80 and 1 <= head[1] <= 5:
+        return PICKLE
+    if len(head) >= 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= size:
+        return SAFETENSORS
+    if Path(path).suffix.lower() in PICKLE_SUFFIXES:
+        return PICKLE
+    return OTHER
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file the load check must look at: its path relative to the model directory and its format."""
+
+    name: str
+    format: str
+    auxiliary: bool = False
+
+
+def inside(path: Path, directory: Path) -> bool:
+    """``path`` resolves (through every symlink) inside ``directory``, or, for a Hugging Face cache
+    snapshot, inside the repository's ``blobs`` folder its symlinks are meant to point at."""
+    real = path.resolve()
+    roots = [directory.resolve()]
+    if directory.resolve().parent.name == "snapshots":
+        roots.append(directory.resolve().parent.parent / "blobs")
+    return any(real == r or r in real.parents for r in roots)
+
+
+def scan_directory(directory: Path, named: list[str], weight_map_targets: set[str]) -> tuple[list[Candidate], list[Problem]]:
+    """Every loadable file among ``named`` (relative paths), sniffed; a symlink leaving the model
+    directory is a problem, never followed."""
+    out, problems = [], []
+    for name in sorted(set(named)):
+        path = directory / name
+        if path.is_symlink() and not inside(path, directory):
+            problems.append(Problem(name, "a symlink leaving the model directory (refused, not followed)",
+                                    unsafe=True))
+            continue
+        if not path.is_file():
+            continue
+        try:
+            fmt = sniff(path)
+        except OSError as e:
+            problems.append(Problem(name, f"cannot read: {e}"))
+            continue
+        if fmt == OTHER and name not in weight_map_targets and Path(name).suffix.lower() != ".safetensors":
+            continue
+        aux = fmt != SAFETENSORS and name not in weight_map_targets and bool(AUXILIARY.match(Path(name).name))
+        out.append(Candidate(name, fmt, aux))
+    return out, problems
