@@ -17,7 +17,6 @@ import xxhash
 from .manifest import ALGORITHMS
 from .pipeline import read_file
 
-CHUNK = 4 * 1024 * 1024
 FINGERPRINT_ALG = "xxh3-128"
 
 
