@@ -210,12 +210,9 @@ def test_every_command_answers_in_json(env, seeds, ws):
 
 
 def test_verify_exclude_does_not_call_excluded_files_unexpected(ws, seeds, tmp_path):
-    from tests.replicas import replica_manifest
+    from tests.replicas import replica_manifest, write_replica
     r = seeds["octocoder"]
-    d = tmp_path / "vol"
-    for path, data in r.files.items():
-        (d / path).parent.mkdir(parents=True, exist_ok=True)
-        (d / path).write_bytes(data)
+    d = write_replica(r, tmp_path / "vol")
     m = tmp_path / "octocoder.toml"
     m.write_text(replica_manifest(r))
     res = ws("verify", "--dir", str(d), "--manifest", str(m), "--exclude", "*.bin", "--exclude", "*.bin.index.json",

@@ -6,17 +6,14 @@ import json
 
 import pytest
 
-from tests.replicas import replica_manifest
+from tests.replicas import replica_manifest, write_replica
 
 
 @pytest.fixture
 def volume(seeds, tmp_path):
     """A pre-baked volume: the codefuse replica's files in a plain directory, and its manifest."""
     r = seeds["codefuse-34b"]
-    d = tmp_path / "volume"
-    for path, data in r.files.items():
-        (d / path).parent.mkdir(parents=True, exist_ok=True)
-        (d / path).write_bytes(data)
+    d = write_replica(r, tmp_path / "volume")
     m = tmp_path / "codefuse-34b.toml"
     m.write_text(replica_manifest(r))
     return d, m
