@@ -367,6 +367,11 @@ def cache_gc(dry_run, cache_dir, as_json):
     return 0
 
 
+from .cli_mirror import mirror as _mirror  # noqa: E402  (mirror export: cli_mirror.py)
+
+main.add_command(_mirror)
+
+
 # ---------------------------------------------------------------- entry point
 
 def entry(argv: list[str] | None = None) -> None:
