@@ -126,7 +126,7 @@ class HubClient:
     def __init__(self, endpoint: str, token: str | None = None, offline: bool = False,
                  connect_timeout: float = 10.0, read_timeout: float = 30.0, retries: int = 5,
                  backoff: float = 0.5, on_retry: RetryHook | None = None):
-        self.endpoint = check_endpoint(endpoint)
+        self.endpoint = check_endpoint(endpoint, object_storage=False)
         self.token = token
         self.offline = offline
         self.timeout = (connect_timeout, read_timeout)
@@ -138,7 +138,7 @@ class HubClient:
         # (mid-body) the transfer resumes from its offset instead.
         retry = _CappedRetry(total=self.retries, connect=self.retries, read=self.retries, status=self.retries,
                              other=0,
-                      backoff_factor=self.backoff, backoff_max=30,
+                      backoff_factor=self.backoff, backoff_max=30, backoff_jitter=self.backoff,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       respect_retry_after_header=True, raise_on_status=False, redirect=0)
         retry.on_retry = on_retry
