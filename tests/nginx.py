@@ -55,9 +55,10 @@ class Nginx:
 
 
 @contextmanager
-def nginx(root: Path, workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",)):
+def nginx(root: Path, workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",), limit_rate: str = "0"):
     """nginx serving ``root`` on each loopback address (all on one port, so a test can tell
-    clients apart by the address they were given); logs ``$server_addr "request" status bytes``."""
+    clients apart by the address they were given); logs ``$server_addr "request" status bytes``.
+    ``limit_rate`` (say "200k") slows each response, so that clients' downloads overlap."""
     if not NGINX:
         pytest.skip("nginx is not installed (.ci/run installs it)")
     port = free_port()
@@ -82,6 +83,7 @@ http {{
   server {{
 {listen}
     root {root};
+    limit_rate {limit_rate};
   }}
 }}
 """)
