@@ -230,6 +230,8 @@ class HubClient:
         except ValueError:
             size = None
         sha256 = linked if linked and SHA256_RE.match(linked) else None
+        if sha256 is None and not linked and etag and SHA256_RE.match(etag) and "X-Repo-Commit" in h:
+            sha256 = etag  # a caching mirror (olah) serving an LFS file itself: its ETag is the sha256, as on the hub
         git_sha1 = etag if not linked and etag and SHA1_RE.match(etag) and "X-Repo-Commit" in h else None
         return RemoteFile(path=path, size=size, etag=h.get("X-Linked-Etag") or h.get("ETag"),
                           sha256=sha256, git_sha1=git_sha1, commit=h.get("X-Repo-Commit"))
