@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.daemon import daemon, free_port, port_open
+
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 LOG_RE = re.compile(r'^(\S+) "(\S+) (\S+) [^"]*" (\d+) (\d+)$')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -87,18 +80,6 @@ http {{
   }}
 }}
 """)
-    proc = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(conf)], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex((addresses[-1], port)) == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            proc.kill()
-            pytest.fail(f"nginx did not start: {proc.stderr.read().decode()[-400:]}")
+    with daemon([NGINX, "-p", str(workdir), "-c", str(conf)], workdir, "nginx", port_open(addresses[-1], port),
+                timeout=10):
         yield Nginx(port, root, workdir / "logs" / "access.log", addresses)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

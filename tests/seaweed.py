@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.nginx import free_port
+from tests.daemon import daemon, free_port
 
 ACCESS_KEY = "weightsafe-test-key"
 SECRET_KEY = "weightsafe-test-secret-0123456789"
@@ -56,39 +54,25 @@ def seaweedfs(workdir: Path, bucket: str = "models"):
             f"-admin.port={ports['admin']}", f"-admin.port.grpc={ports['admin.grpc']}", "-admin.ui=false",
             f"-bucket={bucket}"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    log = open(workdir / "weed.log", "wb")
-    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = S3Server(f"http://127.0.0.1:{ports['s3']}", bucket)
-    try:
-        _wait_ready(server, proc, workdir / "weed.log")
+    with daemon(args, workdir, "weed", _bucket_answers(server), timeout=60, env=env):
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
-def _wait_ready(server: S3Server, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    """Until the bucket answers an authenticated listing (the gateway starts after the filer)."""
+def _bucket_answers(server: S3Server):
+    """Whether the bucket answers an authenticated request (the gateway starts after the filer)."""
     import boto3
     from botocore.config import Config
 
     s3 = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=ACCESS_KEY,
                       aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
                       config=Config(retries={"max_attempts": 0}, connect_timeout=1, read_timeout=5))
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"weed mini exited ({proc.returncode}): {log.read_text()[-800:]}")
+
+    def check() -> bool:
         try:
             s3.head_bucket(Bucket=server.bucket)
-            return
-        except Exception as e:  # not up yet
-            last = e
-            time.sleep(0.3)
-    pytest.fail(f"SeaweedFS S3 did not come up in {timeout:.0f} s ({last}): {log.read_text()[-800:]}")
+            return True
+        except Exception:  # not up yet
+            return False
+
+    return check

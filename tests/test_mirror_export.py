@@ -42,8 +42,9 @@ def test_export_writes_the_hub_layout_with_hard_links_and_the_manifest(ws, seeds
 
 
 def test_export_refuses_a_model_that_is_not_verified_in_the_cache(ws, seeds, cache_dir, tmp_path):
-    res = ws("mirror", "export", "granite-3.0-2b-instruct", str(tmp_path / "www"))
-    assert res.code == 1 and "not in the cache" in res.err
+    for never_pulled in ("granite-3.0-2b-instruct", "ibm-granite/granite-3.0-2b-instruct"):
+        res = ws("mirror", "export", never_pulled, str(tmp_path / "www"))
+        assert res.code == 1 and "not in the cache" in res.err, res
     r = seeds["granite-3.0-2b-instruct"]
     assert ws("pull", "granite-3.0-2b-instruct").code == 0
     victim = model_dir(cache_dir, r) / "config.json"

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import weightsafe
 from tests.conftest import ROOT
-from tests.nginx import free_port
+from tests.daemon import daemon, free_port, port_open
 
 REPO = "ibm-granite/granite-3.0-2b-instruct"
 
@@ -44,27 +41,9 @@ def olah(hub, tmp_path):
             "--hf-lfs-netloc", cdn_netloc, "--mirror-scheme", "http", "--mirror-netloc", f"127.0.0.1:{port}",
             "--mirror-lfs-netloc", f"127.0.0.1:{port}", "--repos-path", str(tmp_path / "olah-repos"),
             "--log-path", str(tmp_path / "olah-logs")]
-    log = open(tmp_path / "olah.log", "wb")
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None:
-                pytest.fail(f"olah exited: {(tmp_path / 'olah.log').read_text()[-800:]}")
-            time.sleep(0.1)
+    with daemon(args, tmp_path, "olah", port_open("127.0.0.1", port), env=env):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _origin_bytes(hub) -> int:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from . import manifest as mf
-from .cache import Records, Stat, atomic_write, fsync_dir
+from .cache import Records, Stat, atomic_write
 from .errors import DiskError, HubError, IntegrityError, NotCachedError, UsageError
-from .placement import PRESENT, place
+from .placement import PRESENT, place, swap_symlink
 
 META = ".weightsafe"
 MANIFEST_NAME = "manifest.toml"
@@ -103,7 +103,14 @@ def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None,
     from .api import Context, default_jobs, locate
     from .verify import verify_directory
 
+    from . import catalog
+
     ctx = Context.make(cache_dir=cache_dir, settings=settings)
+    if catalog.is_repo_spec(name):
+        repo, rev = catalog.split_spec(name)
+        if catalog.pinned(ctx.cache, repo, revision or rev) is None:
+            raise NotVerifiedError(f"{name} is not in the cache {ctx.cache.root}; run `weightsafe pull {name}`; "
+                                   f"only a model verified in the cache can be exported")
     try:
         where = locate(ctx, name, revision=revision)
     except NotCachedError as e:
@@ -236,14 +243,9 @@ def _link_alias(resolve_dir: Path, alias: str, commit: str) -> str:
     if link.exists() and not link.is_symlink():
         raise UsageError(f"{link} exists and is not a symlink; remove it to let the alias {alias!r} point "
                          f"at {commit}")
-    tmp = link.parent / f".{PurePosixPath(alias).name}.{os.getpid()}.tmp"
     try:
         link.parent.mkdir(parents=True, exist_ok=True)
-        if tmp.is_symlink():
-            tmp.unlink()
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
-        fsync_dir(link.parent)
+        swap_symlink(link, target)
     except OSError as e:
         raise DiskError(f"cannot link {link} -> {target}: {e.strerror or e}") from None
     return str(link)
