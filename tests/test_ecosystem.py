@@ -145,8 +145,8 @@ def test_local_dir_holds_only_verified_files_and_reverifies_by_itself(env, seeds
 
 
 def test_a_pull_without_a_local_dir_manifest_cannot_be_verified_blind(ws, tmp_path):
-    (tmp_path / "x").mkdir()
-    res = ws("verify", "--local-dir", str(tmp_path / "x"))
+    (tmp_path / "never-pulled").mkdir()
+    res = ws("verify", "--local-dir", str(tmp_path / "never-pulled"))
     assert res.code == 2 and "never pulled into it" in res.err
 
 

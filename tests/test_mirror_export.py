@@ -11,6 +11,7 @@ import pytest
 import weightsafe
 from tests.conftest import model_dir
 from tests.nginx import nginx
+from weightsafe.manifest import load as load_manifest
 from weightsafe.mirror import manifest_relpath
 
 REPO_MODEL = "ibm-granite/granite-3.0-1b-a400m-instruct"
@@ -32,13 +33,13 @@ def test_export_writes_the_hub_layout_with_hard_links_and_the_manifest(ws, seeds
         assert (base / path).read_bytes() == data
         assert os.path.samefile(base / path, cache_dir / "models" / r.repo.replace("/", "--") / r.commit / path)
     assert {f["method"] for f in report["files"]} <= {"hardlink", "reflink"}
-    published = weightsafe.manifest_at(dest / manifest_relpath(r.repo, r.commit))
+    published = load_manifest(dest / manifest_relpath(r.repo, r.commit))
     assert published.revision == r.commit and {f.path for f in published.files} == set(r.files)
     assert all(f.digests for f in published.files)
     assert os.readlink(dest / r.repo / "resolve" / "main") == r.commit
 
-    again = _export(ws, REPO_MODEL, dest)
-    assert again["changed"] == 0
+    again = weightsafe.export(REPO_MODEL, dest)  # the same through the Python API: nothing to do
+    assert again.changed == 0 and {f.method for f in again.files} == {"present"}
 
 
 def test_export_refuses_a_model_that_is_not_verified_in_the_cache(ws, seeds, cache_dir, tmp_path):
@@ -88,7 +89,7 @@ def test_pull_a_repo_id_from_an_exported_mirror_with_no_hub_api(ws, exported, se
     out = json.loads(res.out)
     assert any("no hub API" in n for n in out["notes"])
     r = next(x for x in seeds.values() if x.repo == spec.split("@")[0])
-    published = weightsafe.manifest_at(exported.root / manifest_relpath(r.repo, r.commit))
+    published = load_manifest(exported.root / manifest_relpath(r.repo, r.commit))
     for f in published.files:
         assert (cache / "models" / r.repo.replace("/", "--") / r.commit / f.path).read_bytes() == r.files[f.path]
     assert weightsafe.verify(spec, cache_dir=cache, full=True).ok

@@ -47,8 +47,9 @@ def export_text(report: ExportReport, quiet: bool) -> list[str]:
              f"  manifest: {report.manifest}"]
     lines += [f"  alias: {a}" for a in report.aliases]
     lines += [f"  note: {n}" for n in report.notes]
-    lines.append(f"  pull with: weightsafe pull {report.repo}@{report.commit} --endpoint <URL serving "
-                 f"{report.destination}>")
+    where = report.destination if report.destination.startswith("s3://") else \
+        f"<URL serving {report.destination}>"
+    lines.append(f"  pull with: weightsafe pull {report.repo}@{report.commit} --endpoint {where}")
     return lines
 
 
