@@ -1,14 +1,22 @@
-"""Benchmarks, as ratios against references measured in the same run.
+"""Benchmarks: every figure a speed ratio against a reference measured in the same run.
 
-    python bench/bench.py [--shards 8] [--shard-mb 64] [--only pull,verify,check] [--device auto]
+    python bench/bench.py [--rounds 3] [--shards 8] [--shard-mb 128] [--big-mb 1024]
+                          [--only pull,one,verify,fingerprint,check,structure] [--device cpu]
 
-- pull: weightsafe pull vs curl (the same files, 4 at a time, following the CDN redirect) and
-  vs huggingface_hub.snapshot_download, all against the local hub replica on 127.0.0.1.
-- verify: `weightsafe verify --full` (md5 + sha256 + xxh3 in one pass per file, files in
-  parallel) vs `md5sum` then `sha256sum` over the same files; plain `verify` (xxh3 fingerprint).
-- second pull of a verified model (absolute time; it does no network I/O).
-- check: the structure pass over each seed replica, and the load pass of a large synthetic
-  safetensors file on the chosen device (--big-gb).
+Ratio = reference seconds / weightsafe seconds (above 1: weightsafe is faster). Each round runs
+every reference next to what it is compared with; the table shows the median of the rounds.
+All traffic goes to the local hub replica on 127.0.0.1 (the same server for every client).
+
+- pull: `weightsafe pull` (md5 + sha256 checked, xxh3 recorded, fsync'd) vs curl xN to disk
+  then `sync`, and vs huggingface_hub.snapshot_download (then `sync`); peak RSS of the pull.
+- one: one big file: pull vs max(curl + sync, openssl md5 of the file).
+- verify: `verify --full` cold vs `openssl dgst -md5` and `-sha256` run as parallel jobs, cold.
+- fingerprint: plain `verify` (xxh3-128) cold vs `cat > /dev/null` cold.
+- check: `check --device D` (wall, and its load pass) vs a script that loads the same file with
+  safetensors.torch.load_file / torch.load and reads every tensor (`clone`: what a server's
+  load_state_dict costs), both cold. load_file alone returns lazy mmap views (reads nothing).
+Cold = the files' pages dropped first (posix_fadvise DONTNEED after fsync; no global cache drop,
+so other work on the machine keeps its cache).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,17 +42,30 @@ from tests.hub_server import HubReplica, HubState  # noqa: E402
 WS = [sys.executable, "-m", "weightsafe"]
 
 
-def timed(cmd, env, **kw) -> float:
+def run(cmd, env, cwd=None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one command."""
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, **kw)
-    return time.perf_counter() - t
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise SystemExit(f"{cmd[:4]}... exited {p.returncode}")
+    return time.perf_counter() - t, usage.ru_maxrss * 1024
 
 
-def synthetic_repo(shards: int, shard_mb: int) -> dict[str, bytes]:
-    files = {f"model-{i + 1:05d}-of-{shards:05d}.safetensors": os.urandom(shard_mb * 1024 * 1024)
-             for i in range(shards)}
-    files["config.json"] = b'{"architectures": ["Bench"]}\n'
-    return files
+def sh(script: str, env, cwd=None) -> float:
+    return run(["bash", "-c", script], env, cwd)[0]
+
+
+def drop_cache(paths) -> None:
+    """Make reads of ``paths`` cold: write back, then drop their pages (only theirs)."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def manifest_for(name: str, repo: str, commit: str, files: dict[str, bytes]) -> str:
@@ -58,102 +80,216 @@ def manifest_for(name: str, repo: str, commit: str, files: dict[str, bytes]) -> 
     return "\n".join(out)
 
 
-def row(table, what, seconds, ref=None, nbytes=None):
-    rate = f"{nbytes / seconds / 1e6:.0f} MB/s" if nbytes else ""
-    ratio = f"{seconds / ref:.2f}x" if ref else ""
-    table.append((what, f"{seconds:.3f} s", rate, ratio))
+class Results:
+    """Per-figure samples over the rounds; the table shows medians."""
+
+    def __init__(self):
+        self.samples: dict[str, list[float]] = {}
+        self.meta: dict[str, tuple] = {}
+
+    def add(self, what: str, seconds: float, ref: str | None = None, nbytes: int | None = None, unit="s"):
+        self.samples.setdefault(what, []).append(seconds)
+        self.meta[what] = (ref, nbytes, unit)
+
+    def table(self) -> str:
+        lines = ["| what | median | throughput | speed vs reference |", "|---|---|---|---|"]
+        for what, xs in self.samples.items():
+            ref, nbytes, unit = self.meta[what]
+            med = statistics.median(xs)
+            if unit == "MB":
+                lines.append(f"| {what} | {med:.0f} MB | | |")
+                continue
+            rate = f"{nbytes / med / 1e6:.0f} MB/s" if nbytes else ""
+            ratio = ""
+            if ref:
+                ratios = sorted(r / s for r, s in zip(self.samples[ref], xs))
+                ratio = f"**{statistics.median(ratios):.2f}x** {ref.split(' (')[0]} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
+            lines.append(f"| {what} | {med:.3f} s | {rate} | {ratio} |")
+        return "\n".join(lines)
 
 
-def bench_pull_verify(args, table):
-    files = synthetic_repo(args.shards, args.shard_mb)
-    total = sum(len(d) for d in files.values())
-    repo, commit = "bench/synthetic", "b" * 40
+def serve(files: dict[str, bytes], repo: str, commit: str, work: Path, name: str):
     state = HubState()
     state.add_repo(repo, commit, files)
-    work = Path(tempfile.mkdtemp(prefix="ws-bench-"))
+    state.fault("throttle", host="cdn", times=None, chunk=1 << 20)  # no throttle: 1 MiB writes, less server CPU
+    (work / "m").mkdir(exist_ok=True)
+    (work / "m" / f"{name}.toml").write_text(manifest_for(name, repo, commit, files))
+    return HubReplica(state)
+
+
+def env_for(hub, work: Path) -> dict:
+    return {**os.environ, "HF_ENDPOINT": hub.url, "WEIGHTSAFE_MANIFEST_PATH": str(work / "m"),
+            "HF_HOME": str(work / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_ENABLE_HF_TRANSFER": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def bench_pull(args, res: Results, rounds: int):
+    files = {f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors": os.urandom(args.shard_mb << 20)
+             for i in range(args.shards)}
+    total = sum(len(d) for d in files.values())
+    repo, commit = "bench/shards", "b" * 40
+    work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
     try:
-        (work / "m").mkdir()
-        (work / "m" / "synthetic.toml").write_text(manifest_for("synthetic", repo, commit, files))
-        with HubReplica(state) as hub:
-            env = {**os.environ, "HF_ENDPOINT": hub.url, "WEIGHTSAFE_MANIFEST_PATH": str(work / "m"),
-                   "WEIGHTSAFE_CACHE": str(work / "cache"), "HF_HOME": str(work / "hf"),
-                   "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1"}
+        with serve(files, repo, commit, work, "shards") as hub:
+            env = env_for(hub, work)
             urls = " ".join(f"{hub.url}/{repo}/resolve/{commit}/{p}" for p in files)
-            (work / "curl").mkdir()
-            curl = timed(["bash", "-c", f"printf '%s\\n' {urls} | xargs -P 4 -n 1 curl -sfLO"], env,
-                         cwd=work / "curl")
-            hf = timed([sys.executable, "-c", "import sys; from huggingface_hub import snapshot_download; "
-                        f"snapshot_download({repo!r}, revision={commit!r}, cache_dir=sys.argv[1], max_workers=4)",
-                        str(work / "hfcache")], env)
-            ws = timed(WS + ["pull", "synthetic", "-q", "-j", "4"], env)
-            again = timed(WS + ["pull", "synthetic", "-q"], env)
-            row(table, f"curl -L, 4 parallel ({total / 1e6:.0f} MB, {len(files)} files)", curl, nbytes=total)
-            row(table, "huggingface_hub.snapshot_download (4 workers)", hf, curl, total)
-            row(table, "weightsafe pull -j 4 (md5+sha256+xxh3 while downloading)", ws, curl, total)
-            row(table, "weightsafe pull, second time (verified, no network)", again)
-        paths = [str(work / "curl" / p) for p in files]
-        ref = timed(["bash", "-c", 'md5sum "$@" >/dev/null && sha256sum "$@" >/dev/null', "_"] + paths, env)
-        md5 = timed(["md5sum"] + paths, env)
-        full = timed(WS + ["verify", "synthetic", "--full", "-q"], env)
-        fast = timed(WS + ["verify", "synthetic", "-q"], env)
-        row(table, "md5sum then sha256sum (reference)", ref, nbytes=total)
-        row(table, "weightsafe verify --full (md5+sha256, parallel)", full, ref, total)
-        row(table, "md5sum alone", md5, ref, total)
-        row(table, "weightsafe verify (xxh3-128 fingerprint)", fast, md5, total)
-        row(table, "curl, then md5sum and sha256sum (download + verify reference)", curl + ref, nbytes=total)
-        row(table, "weightsafe pull (verified while downloading)", ws, curl + ref, total)
+            n = args.curl_jobs
+            curl_name = f"curl x{n} + sync ({total >> 20} MiB, {len(files)} files)"
+            for r in range(rounds):
+                d = work / f"r{r}"
+                (d / "curl").mkdir(parents=True)
+                res.add(curl_name, sh(f"printf '%s\\n' {urls} | xargs -P {n} -n 1 curl -sfLO && sync", env, d / "curl"), nbytes=total)
+                secs, rss = run(WS + ["pull", "shards", "-q", "--cache-dir", str(d / "cache")], env)
+                res.add("weightsafe pull (md5+sha256 checked, xxh3 recorded, fsync'd)", secs, curl_name, total)
+                res.add("  peak RSS of weightsafe pull", rss / 1e6, unit="MB")
+                hf = sh(f"{sys.executable} -c \"import sys; from huggingface_hub import snapshot_download; "
+                        f"snapshot_download('{repo}', revision='{commit}', cache_dir=sys.argv[1], max_workers={n})\" "
+                        f"{d / 'hf'} && sync", env)
+                res.add(f"huggingface_hub.snapshot_download ({n} workers) + sync", hf, curl_name, total)
+                shutil.rmtree(d, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def bench_check(args, table):
-    work = Path(tempfile.mkdtemp(prefix="ws-bench-check-"))
+def bench_one(args, res: Results, rounds: int):
+    files = {"model.safetensors": os.urandom(args.big_mb << 20)}
+    size = args.big_mb << 20
+    repo, commit = "bench/one", "o" * 40
+    work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
+    try:
+        with serve(files, repo, commit, work, "one") as hub:
+            env = env_for(hub, work)
+            url = f"{hub.url}/{repo}/resolve/{commit}/model.safetensors"
+            ref_name = f"max(curl + sync, openssl md5) ({size >> 20} MiB, 1 file)"
+            for r in range(rounds):
+                d = work / f"r{r}"
+                d.mkdir()
+                curl = sh(f"curl -sfLO {url} && sync", env, d)
+                md5 = sh("openssl dgst -md5 model.safetensors >/dev/null", env, d)
+                res.add("  curl + sync", curl, nbytes=size)
+                res.add("  openssl md5 (warm)", md5, nbytes=size)
+                res.add(ref_name, max(curl, md5), nbytes=size)
+                secs, _ = run(WS + ["pull", "one", "-q", "--cache-dir", str(d / "cache")], env)
+                res.add("weightsafe pull of one file (md5+sha256+xxh3)", secs, ref_name, size)
+                shutil.rmtree(d, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_verify(args, res: Results, rounds: int, which: str):
+    """verify --full and the fingerprint verify, over a pulled model, cold."""
+    files = {f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors": os.urandom(args.shard_mb << 20)
+             for i in range(args.shards)}
+    total = sum(len(d) for d in files.values())
+    repo, commit = "bench/verify", "v" * 40
+    work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
+    try:
+        with serve(files, repo, commit, work, "verify") as hub:
+            env = {**env_for(hub, work), "WEIGHTSAFE_CACHE": str(work / "cache")}
+            run(WS + ["pull", "verify", "-q"], env)
+        paths = [str(p) for p in (work / "cache").rglob("*.safetensors")]
+        quoted = " ".join(f"'{p}'" for p in paths)
+        for _ in range(rounds):
+            if "verify" in which:
+                name = f"openssl md5 & openssl sha256 as parallel jobs, cold ({total >> 20} MiB)"
+                drop_cache(paths)
+                res.add(name, sh(f"openssl dgst -md5 {quoted} >/dev/null & openssl dgst -sha256 {quoted} >/dev/null & wait", env), nbytes=total)
+                drop_cache(paths)
+                res.add("weightsafe verify --full, cold", run(WS + ["verify", "verify", "--full", "-q"], env)[0], name, total)
+            if "fingerprint" in which:
+                name = f"cat > /dev/null, cold ({total >> 20} MiB)"
+                drop_cache(paths)
+                res.add(name, sh(f"cat {quoted} > /dev/null", env), nbytes=total)
+                drop_cache(paths)
+                res.add("weightsafe verify (xxh3-128 fingerprint), cold", run(WS + ["verify", "verify", "-q"], env)[0], name, total)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+LOADER = """
+import sys, time, torch
+from safetensors.torch import load_file
+path = sys.argv[1]
+state = load_file(path) if path.endswith(".safetensors") else torch.load(path, weights_only=True, mmap=False)
+for t in state.values():
+    t.clone() if path.endswith(".safetensors") else None  # torch.load without mmap already read every byte
+"""
+
+
+def bench_check(args, res: Results, rounds: int):
+    import torch
+    from safetensors.torch import save_file
+
+    work = Path(tempfile.mkdtemp(prefix="ws-bench-check-", dir=args.tmp))
     env = dict(os.environ)
+    try:
+        per = (args.big_mb << 20) // 2 // 32  # bf16 elements per tensor, 32 tensors
+        tensors = {f"layers.{i}.weight": torch.randn(per // 4096, 4096).to(torch.bfloat16) for i in range(32)}
+        size = sum(t.numel() * 2 for t in tensors.values())
+        (work / "st").mkdir()
+        (work / "bin").mkdir()
+        save_file(tensors, str(work / "st" / "model.safetensors"))
+        torch.save(tensors, work / "bin" / "pytorch_model.bin")
+        del tensors
+        for _ in range(rounds):
+            for kind, file, loader in (("st", "model.safetensors", "safetensors.torch.load_file + clone"),
+                                       ("bin", "pytorch_model.bin", "torch.load (mmap=False)")):
+                path = work / kind / file
+                name = f"{loader}, cold, {size >> 20} MiB ({kind})"
+                drop_cache([path])
+                res.add(name, sh(f"{sys.executable} -c '{LOADER}' {path}", env), nbytes=size)
+                drop_cache([path])
+                t = time.perf_counter()
+                out = subprocess.run(WS + ["check", "--dir", str(work / kind), "--device", args.device, "--json"],
+                                     env=env, capture_output=True, text=True, check=True).stdout
+                res.add(f"weightsafe check --device {args.device} ({kind}), wall", time.perf_counter() - t, name, size)
+                res.add(f"  of which the load pass ({kind})", json.loads(out)["load"]["seconds"], nbytes=size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_structure(args, res: Results):
+    work = Path(tempfile.mkdtemp(prefix="ws-bench-structure-", dir=args.tmp))
     try:
         for name, r in replicas.build_all().items():
             d = work / name
             for path, data in r.files.items():
                 (d / path).parent.mkdir(parents=True, exist_ok=True)
                 (d / path).write_bytes(data)
-            out = subprocess.run(WS + ["check", "--dir", str(d), "--structure-only", "--json"], env=env,
+            out = subprocess.run(WS + ["check", "--dir", str(d), "--structure-only", "--json"],
                                  capture_output=True, text=True, check=True).stdout
-            row(table, f"check --structure-only {name}", json.loads(out)["structure_seconds"])
-        if args.big_gb:
-            import torch
-            from safetensors.torch import save_file
-
-            d = work / "big"
-            d.mkdir()
-            per = int(args.big_gb * 1e9 / 2 / 2)  # elements per bf16 tensor, two tensors
-            save_file({"a": torch.randn(per // 4096, 4096).to(torch.bfloat16),
-                       "b": torch.randn(per // 4096, 4096).to(torch.bfloat16)}, str(d / "model.safetensors"))
-            out = subprocess.run(WS + ["check", "--dir", str(d), "--device", args.device, "--json"], env=env,
-                                 capture_output=True, text=True, check=True).stdout
-            load = json.loads(out)["load"]
-            row(table, f"load pass {load['bytes'] / 1e9:.1f} GB on {load['device']}", load["seconds"],
-                nbytes=load["bytes"])
-            if load["peak_device_bytes"]:
-                table.append(("  peak device memory", f"{load['peak_device_bytes'] / 1e9:.2f} GB", "", ""))
+            res.add(f"check --structure-only {name}", json.loads(out)["structure_seconds"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--shards", type=int, default=8)
-    ap.add_argument("--shard-mb", type=int, default=64)
-    ap.add_argument("--only", default="pull,check")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--big-gb", type=float, default=1.0)
+    ap.add_argument("--shard-mb", type=int, default=128)
+    ap.add_argument("--big-mb", type=int, default=1024)
+    ap.add_argument("--curl-jobs", type=int, default=4)
+    ap.add_argument("--only", default="pull,one,verify,fingerprint,check")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tmp", default=None, help="where to put the files (a disk, not tmpfs)")
     args = ap.parse_args()
-    table: list[tuple] = []
-    if "pull" in args.only or "verify" in args.only:
-        bench_pull_verify(args, table)
-    if "check" in args.only:
-        bench_check(args, table)
-    print("| what | time | throughput | ratio to the reference above |\n|---|---|---|---|")
-    for r in table:
-        print("| " + " | ".join(r) + " |")
+    only = set(args.only.split(","))
+    res = Results()
+    start = time.monotonic()
+    if "pull" in only:
+        bench_pull(args, res, args.rounds)
+    if "one" in only:
+        bench_one(args, res, args.rounds)
+    if only & {"verify", "fingerprint"}:
+        bench_verify(args, res, args.rounds, only)
+    if "check" in only:
+        bench_check(args, res, args.rounds)
+    if "structure" in only:
+        bench_structure(args, res)
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+          f"load average at the end {os.getloadavg()[0]:.2f}, {args.rounds} rounds, {time.monotonic() - start:.0f} s\n")
+    print(res.table())
 
 
 if __name__ == "__main__":

@@ -221,7 +221,24 @@ def _build(name, repo, commit, config, groups, n, fmt, dtype, sentencepiece=Fals
         files.update(weight_files(groups, n, "safetensors", dtype, seed))
     files.update(repo_extras(repo))
     card = tuple(p for p in files if p.endswith(".bin")) if md5 else ()
+    if card:  # the card publishes an MD5 table, as CodeFuse's does
+        files["README.md"] += md5_card({p: hashlib.md5(files[p]).hexdigest() for p in card})
     return Replica(name, repo, commit, dict(sorted(files.items())), config, card)
+
+
+def write_replica(r: Replica, d):
+    """The replica's files in a plain directory ``d`` (a pre-baked volume); returns ``d``."""
+    for path, data in r.files.items():
+        (d / path).parent.mkdir(parents=True, exist_ok=True)
+        (d / path).write_bytes(data)
+    return d
+
+
+def md5_card(md5s: dict[str, str]) -> bytes:
+    """An MD5 section laid out like CodeFuse's model card."""
+    rows = "".join(f"| {p} | {h} |\n" for p, h in md5s.items())
+    return ("\n## MD5\nWe notice that the file may be corrupted during transfer process. Please check MD5 value "
+            "before use.\n\n| Model File | MD5 Value |\n|:---|:---:|\n" + rows).encode()
 
 
 def build_all() -> dict[str, Replica]:

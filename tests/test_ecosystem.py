@@ -239,3 +239,14 @@ def test_a_deploy_dir_on_another_file_system_gets_checked_copies(env, seeds, ws,
         assert ws("verify", "--local-dir", str(other / "deploy"), "--full").code == 0
     finally:
         subprocess.run(["umount", str(other)], capture_output=True)
+
+
+def test_check_loads_the_hf_cache_snapshot_through_its_symlinks(env, seeds, ws):
+    r = seeds[REPO_SEED]
+    assert ws("pull", r.repo, "--hf-cache").code == 0
+    res = ws("check", r.repo, "--hf-cache", "--device", "cpu", "--json")
+    assert res.code == 0, res
+    report = json.loads(res.out)
+    assert report["ok"] and report["directory"].endswith(f"snapshots/{r.commit}")
+    assert report["load"]["tensors"] == report["tensors"] > 0
+    assert ws("path", r.repo, "--hf-cache").out.strip() == report["directory"]

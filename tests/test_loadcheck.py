@@ -10,17 +10,11 @@ import sys
 import pytest
 
 from tests import hostile
+from tests.replicas import write_replica
 
 
 SEEDS = ["codefuse-34b", "granite-8b-code-instruct-4k", "granite-3.0-1b-a400m-instruct",
          "granite-3.0-2b-instruct", "octocoder", "starcoder-gpteacher-code-instruct"]
-
-
-def write_replica(r, d):
-    for path, data in r.files.items():
-        (d / path).parent.mkdir(parents=True, exist_ok=True)
-        (d / path).write_bytes(data)
-    return d
 
 
 @pytest.fixture
@@ -294,3 +288,23 @@ def test_the_structure_pass_needs_no_torch(replica_dir, env):
     proc = subprocess.run([sys.executable, "-c", code, "check", "--dir", str(d)], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "pip install 'weightsafe[load]'" in proc.stderr
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("fmt", ["model.safetensors", "pytorch_model.bin"])
+def test_numerics_finds_each_nonfinite_value_in_either_format_and_dtype(tmp_path, dtype, fmt):
+    """One reduction per shard finds which tensors are not all finite; those are counted exactly."""
+    import torch
+    from safetensors.torch import save_file
+
+    from weightsafe.loadcheck.device import load_all
+
+    dt = getattr(torch, dtype)
+    bad_nan, bad_inf, good = torch.randn(64, 64).to(dt), torch.randn(64, 64).to(dt), torch.randn(64, 64).to(dt)
+    bad_nan[3, 5] = float("nan")
+    bad_inf[0, 0], bad_inf[63, 63] = float("inf"), float("-inf")
+    tensors = {"nan": bad_nan, "inf": bad_inf, "good": good, "ids": torch.arange(4), "empty": torch.zeros(0, dtype=dt)}
+    (save_file(tensors, str(tmp_path / fmt)) if fmt.endswith(".safetensors") else torch.save(tensors, tmp_path / fmt))
+    stats, problems = load_all(tmp_path, [fmt], {}, "cpu", numerics=True)
+    assert {k: (v["nan"], v["inf"]) for k, v in stats.nonfinite.items()} == {"nan": (1, 0), "inf": (0, 2)}
+    assert stats.tensors == 5 and stats.bytes == sum(t.numel() * t.element_size() for t in tensors.values())

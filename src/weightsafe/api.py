@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -34,10 +34,6 @@ from .settings import Settings
 from .verify import VerifyReport, verify_directory
 
 PathLike = str | os.PathLike
-
-
-def default_jobs() -> int:
-    return max(4, min(16, os.cpu_count() or 4))
 
 
 # ---------------------------------------------------------------- shared plumbing
@@ -96,7 +92,8 @@ def pull_report(name: str | None = None, *, revision: str | None = None, endpoin
                 include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
                 jobs: int | None = None, offline: bool = False, manifest: PathLike | None = None,
                 progress: Progress | None = None, cancel: threading.Event | None = None,
-                settings: Settings | None = None) -> PullReport:
+                signature: PathLike | None = None, public_key: PathLike | None = None,
+                certificate_chain: Sequence[PathLike] = (), settings: Settings | None = None) -> PullReport:
     """Like ``pull``, but returns the report even when files failed (the CLI prints it)."""
     ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, offline=offline, settings=settings)
     progress = progress or Progress()
@@ -105,8 +102,11 @@ def pull_report(name: str | None = None, *, revision: str | None = None, endpoin
     m = _select(ctx.resolve(name, revision, manifest, client, notes), include, exclude)
     if not m.files:
         raise UsageError(f"{m.name}: no file matches include {list(include or [])} / exclude {list(exclude or [])}")
-    report = Puller(m, ctx.cache, client, jobs or default_jobs(), progress, cancel).run()
+    report = Puller(m, ctx.cache, client, jobs, progress, cancel).run()
     report.notes[:0] = notes
+    if report.ok and signature:  # before anything is placed where a loader looks
+        report.signature = _signed(ctx.cache.model_dir(m.name, m.revision), signature, public_key,
+                                   certificate_chain, jobs)
     if report.ok and local_dir:
         _to_local_dir(ctx, m, report, Path(local_dir))
     if report.ok and hf_cache:
@@ -118,13 +118,17 @@ def pull(name: str | None = None, *, revision: str | None = None, endpoint: str 
          cache_dir: PathLike | None = None, local_dir: PathLike | None = None, hf_cache: bool = False,
          include: Sequence[str] | None = None, exclude: Sequence[str] | None = None, jobs: int | None = None,
          offline: bool = False, manifest: PathLike | None = None, progress: Progress | None = None,
-         cancel: threading.Event | None = None, settings: Settings | None = None) -> Path:
+         cancel: threading.Event | None = None, signature: PathLike | None = None,
+         public_key: PathLike | None = None, certificate_chain: Sequence[PathLike] = (),
+         settings: Settings | None = None) -> Path:
     """Fetch a model (a manifest NAME or ``org/repo``) and verify every byte; returns the directory
     to load it from: ``local_dir`` if given, else the Hugging Face cache snapshot with
-    ``hf_cache=True``, else weightsafe's cache. Raises ``PullFailed`` (``.report``) if a file failed."""
+    ``hf_cache=True``, else weightsafe's cache. Raises ``PullFailed`` (``.report``) if a file failed.
+    With ``signature`` (an OpenSSF model signature) the files must also match what it signs."""
     report = pull_report(name, revision=revision, endpoint=endpoint, cache_dir=cache_dir, local_dir=local_dir,
                          hf_cache=hf_cache, include=include, exclude=exclude, jobs=jobs, offline=offline,
-                         manifest=manifest, progress=progress, cancel=cancel, settings=settings)
+                         manifest=manifest, progress=progress, cancel=cancel, signature=signature,
+                         public_key=public_key, certificate_chain=certificate_chain, settings=settings)
     if not report.ok:
         raise PullFailed(report)
     return Path(report.path)
@@ -168,8 +172,6 @@ def _to_local_dir(ctx: Context, m: Manifest, report: PullReport, root: Path) -> 
 
 def _pinned_to_commit(m: Manifest, commit: str | None) -> Manifest:
     """The manifest as stored beside placed files: with the commit it resolved to, when known."""
-    from dataclasses import replace
-
     if commit and not m.pinned and not m.commit:
         return replace(m, commit=commit)
     return m
@@ -277,18 +279,32 @@ def verify(name: str | None = None, *, revision: str | None = None, directory: P
            local_dir: PathLike | None = None, hf_cache: bool = False, manifest: PathLike | None = None,
            cache_dir: PathLike | None = None, full: bool = False, strict: bool = False,
            include: Sequence[str] | None = None, exclude: Sequence[str] | None = None, jobs: int | None = None,
-           settings: Settings | None = None) -> VerifyReport:
+           signature: PathLike | None = None, public_key: PathLike | None = None,
+           certificate_chain: Sequence[PathLike] = (), settings: Settings | None = None) -> VerifyReport:
     """Hash the files of a model and judge each against the manifest; never needs the network.
 
     Plain verify compares each file with the xxh3-128 fingerprint recorded when it was last fully
-    checked (disk speed); ``full=True`` re-checks every manifest digest. Works on a read-only cache."""
+    checked (disk speed); ``full=True`` re-checks every manifest digest. Works on a read-only cache.
+    With ``signature`` the files are also checked against an OpenSSF model signature
+    (``report.signature``); a directory then needs no manifest at all."""
     ctx = Context.make(cache_dir=cache_dir, settings=settings)
     where = locate(ctx, name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
-                   manifest=manifest)
+                   manifest=manifest, need_manifest=not signature)
+    signed = _signed(where.directory, signature, public_key, certificate_chain, jobs) if signature else None
+    if where.manifest is None and signed is not None:  # the signature is the only expectation
+        return VerifyReport(signed.name, str(where.directory), [], signed.seconds, 0, signature=signed)
     report = verify_directory(where.manifest, where.directory, where.records, full=full,
-                              jobs=jobs or default_jobs(), strict=strict, include=include, exclude=exclude)
+                              jobs=jobs, strict=strict, include=include, exclude=exclude)
     report.notes[:0] = list(where.notes)
+    report.signature = signed
     return report
+
+
+def _signed(directory: Path, signature: PathLike, public_key: PathLike | None,
+            certificate_chain: Sequence[PathLike], jobs: int | None) -> VerifyReport:
+    from .signing import verify_signed_directory
+
+    return verify_signed_directory(directory, signature, public_key, tuple(certificate_chain), jobs=jobs)
 
 
 def check(name: str | None = None, *, revision: str | None = None, directory: PathLike | None = None,
@@ -326,5 +342,4 @@ def path(name: str, *, revision: str | None = None, manifest: PathLike | None = 
     return directory
 
 
-__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "locate", "Context", "Located",
-           "default_jobs"]
+__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "locate", "Context", "Located"]

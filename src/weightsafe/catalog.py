@@ -18,7 +18,7 @@ from typing import Sequence
 from . import manifest as mf
 from .cache import Cache, atomic_write, read_json_object, slug
 from .errors import HubError, HubUnreachable, ManifestError, OfflineError, UsageError
-from .hub import HubClient
+from .hub import HubClient, RemoteEntry
 HUB_SOURCES = {
     "hub-lfs": "the hub's LFS sha256 for the file at the pinned commit (model API listing)",
     "hub-git": "the hub's git blob id for the file at the pinned commit (model API listing)",
@@ -109,21 +109,21 @@ def pinned(cache: Cache, repo: str, rev: str | None) -> mf.Manifest | None:
     return mf.load(path) if path.is_file() else None
 
 
+def hub_entry(repo: str, commit: str, e: RemoteEntry) -> mf.FileEntry:
+    """A file of the hub's listing as a manifest entry: exact size, LFS sha256 or git blob id."""
+    try:
+        mf.check_relpath(e.path)
+    except ValueError as why:
+        raise UsageError(f"{repo}@{commit}: the hub lists an unsafe file name {e.path!r}: {why}") from None
+    digest = (mf.Digest("sha256", e.sha256, "hub-lfs") if e.sha256
+              else mf.Digest("git-sha1", e.git_sha1, "hub-git") if e.git_sha1 else None)
+    return mf.FileEntry(e.path, e.size, (digest,) if digest else ())
+
+
 def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manifest:
     """List ``repo`` at ``rev`` on the hub and record the result as a manifest in the cache."""
     commit, entries = client.list_files(repo, rev or "main")
-    files = []
-    for e in entries:
-        try:
-            mf.check_relpath(e.path)
-        except ValueError as why:
-            raise UsageError(f"{repo}@{commit}: the hub lists an unsafe file name {e.path!r}: {why}") from None
-        digests = []
-        if e.sha256:
-            digests.append(mf.Digest("sha256", e.sha256, "hub-lfs"))
-        elif e.git_sha1:
-            digests.append(mf.Digest("git-sha1", e.git_sha1, "hub-git"))
-        files.append(mf.FileEntry(e.path, e.size, tuple(digests)))
+    files = [hub_entry(repo, commit, e) for e in entries]
     if not files:
         raise UsageError(f"{repo}@{commit}: the repository has no files")
     m = mf.Manifest(name=repo, repo=repo, revision=commit, files=tuple(files), sources=dict(HUB_SOURCES),

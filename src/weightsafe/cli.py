@@ -54,7 +54,6 @@ def guarded(fn):
             _fail(e, code, as_json)
         except KeyboardInterrupt:
             CANCEL.set()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback
             code = ExitCode.INTERRUPTED
             click.echo("weightsafe: interrupted; partial downloads are kept and will resume", err=True)
             if as_json:
@@ -83,6 +82,16 @@ def _fail(e: BaseException, code: int, as_json: bool) -> None:
 
 
 # ---------------------------------------------------------------- shared options
+
+def signature_options(fn):
+    """--signature / --public-key / --certificate-chain (OpenSSF model signatures, extra 'sign')."""
+    fn = click.option("--certificate-chain", "certificate_chain", multiple=True, type=click.Path(dir_okay=False),
+                      help="Verify the signature with this certificate chain instead of a public key.")(fn)
+    fn = click.option("--public-key", "public_key", type=click.Path(dir_okay=False),
+                      help="PEM public key the signature must verify with (offline).")(fn)
+    return click.option("--signature", type=click.Path(dir_okay=False),
+                        help="OpenSSF model signature (sigstore bundle): check the files against it too.")(fn)
+
 
 def cache_option(fn):
     return click.option("--cache-dir", type=click.Path(file_okay=False),
@@ -160,12 +169,13 @@ def main():
               help="Also place them in the Hugging Face cache, where transformers finds them by repo id.")
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched and how many bytes; change nothing.")
 @click.option("--check", "then_check", is_flag=True, help="Run the load check after a successful pull.")
+@signature_options
 @device_option
 @cache_option
 @output_options
 @guarded
 def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offline, local_dir, hf_cache, dry_run,
-         then_check, device, cache_dir, quiet, as_json):
+         then_check, signature, public_key, certificate_chain, device, cache_dir, quiet, as_json):
     """Fetch NAME (a manifest name, or ORG/REPO[@REV]) into the cache and verify every byte."""
     settings = Settings.from_env()
     common = dict(revision=revision, endpoint=endpoint, cache_dir=cache_dir, include=include, exclude=exclude,
@@ -174,7 +184,9 @@ def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offlin
         _emit(api.plan(name, **common), plan_text, quiet, as_json)
         return ExitCode.OK
     report = api.pull_report(name, local_dir=local_dir, hf_cache=hf_cache, jobs=jobs,
-                             progress=_progress(settings, quiet, as_json), cancel=CANCEL, **common)
+                             progress=_progress(settings, quiet, as_json), cancel=CANCEL,
+                             signature=signature, public_key=public_key, certificate_chain=certificate_chain,
+                             **common)
     checked = None
     if then_check and report.ok:
         where = {"local_dir": local_dir} if local_dir else {"hf_cache": True} if hf_cache else {}
@@ -198,15 +210,18 @@ def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offlin
 @click.option("--strict", is_flag=True, help="Files not in the manifest fail the check.")
 @select_options
 @jobs_option("Files hashed at once")
+@signature_options
 @cache_option
 @output_options
 @guarded
 def verify(name, revision, directory, local_dir, hf_cache, manifest_path, full, strict, include, exclude, jobs,
-           cache_dir, quiet, as_json):
-    """Hash the files of NAME (or --dir, --local-dir, --hf-cache) and say exactly what is wrong."""
+           signature, public_key, certificate_chain, cache_dir, quiet, as_json):
+    """Hash the files of NAME (or --dir, --local-dir, --hf-cache) and say exactly what is wrong; with
+    --signature, also against an OpenSSF model signature (then --dir needs no manifest)."""
     report = api.verify(name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
                         manifest=manifest_path, cache_dir=cache_dir, full=full, strict=strict, include=include,
-                        exclude=exclude, jobs=jobs)
+                        exclude=exclude, jobs=jobs, signature=signature, public_key=public_key,
+                        certificate_chain=certificate_chain)
     _emit(report, verify_text, quiet, as_json)
     return ExitCode.OK if report.ok else ExitCode.INTEGRITY
 
@@ -378,7 +393,8 @@ def entry(argv: list[str] | None = None) -> None:
     """The console script: click's own usage errors also become one line (and JSON with --json),
     and an interrupted run exits at once rather than waiting for its download threads."""
     args = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         rv = main.main(args=args, prog_name="weightsafe", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
@@ -401,7 +417,10 @@ def entry(argv: list[str] | None = None) -> None:
     _leave(code)
 
 
-def _raise_interrupt():
+def _interrupt(signum, frame):
+    """Ctrl-C or SIGTERM (a pod being stopped): stop once, ignore any further signal while stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -409,7 +428,7 @@ def _leave(code: int) -> None:
     """Exit with ``code``. Download threads were told to stop (CANCEL); a thread blocked on a
     stalled socket is not waited for beyond a moment: its part file is resumable as it is."""
     workers = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    deadline = time.monotonic() + 0.5
+    deadline = time.monotonic() + 0.3
     for t in workers:
         t.join(max(0.0, deadline - time.monotonic()))
     sys.stdout.flush()
@@ -418,6 +437,10 @@ def _leave(code: int) -> None:
         os._exit(code)
     sys.exit(code)
 
+
+from .cli_manifest import manifest_group  # noqa: E402  (it uses the decorators defined above)
+
+main.add_command(manifest_group)
 
 if __name__ == "__main__":
     entry()

@@ -2,7 +2,8 @@
 
 The same ``MultiHasher`` is fed by the downloader (hash while downloading) and by the
 verifier (hash from disk), so a file is judged the same way whichever path it took.
-hashlib and xxhash release the GIL on large buffers, so threads hash files in parallel.
+hashlib and xxhash release the GIL on large buffers, so each algorithm runs on its own
+thread over shared buffers (see pipeline.py): a file costs its slowest digest, not their sum.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable, Iterable
 import xxhash
 
 from .manifest import ALGORITHMS
+from .pipeline import read_file
 
 CHUNK = 4 * 1024 * 1024
 FINGERPRINT_ALG = "xxh3-128"
@@ -46,6 +48,14 @@ class MultiHasher:
             h.update(chunk)
         self.count += len(chunk)
 
+    def sinks(self) -> list[Callable[[memoryview], object]]:
+        """One update function per algorithm, to run on separate threads; the caller counts
+        the bytes with ``advance`` (the count belongs to the producer, not to any one sink)."""
+        return [h.update for h in self._h.values()]
+
+    def advance(self, n: int) -> None:
+        self.count += n
+
     def hexdigests(self) -> dict[str, str]:
         return {a: h.hexdigest() for a, h in self._h.items()}
 
@@ -62,19 +72,9 @@ def hash_file(path: str | os.PathLike, algs: Iterable[str], size: int | None = N
 
 
 def feed_file(path: str | os.PathLike, hasher: MultiHasher,
-              progress: Callable[[int], None] | None = None, limit: int | None = None) -> int:
-    """Read ``path`` through ``hasher`` with a reused buffer; returns the bytes read."""
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    total = 0
-    with open(path, "rb", buffering=0) as fh:
-        while limit is None or total < limit:
-            want = CHUNK if limit is None else min(CHUNK, limit - total)
-            n = fh.readinto(view[:want])
-            if not n:
-                break
-            hasher.update(view[:n])
-            total += n
-            if progress:
-                progress(n)
+              progress: Callable[[int], None] | None = None, limit: int | None = None,
+              keep_cache: bool = False) -> int:
+    """Read ``path`` once through every algorithm of ``hasher`` in parallel; returns the bytes read."""
+    total = read_file(path, hasher.sinks(), limit, progress, keep_cache)
+    hasher.advance(total)
     return total

@@ -22,7 +22,7 @@ from .cache import atomic_write
 from .errors import DiskError, NotCachedError
 from .hashing import hash_file
 from .manifest import FULL_COMMIT_RE, Digest, FileEntry, Manifest, check_relpath
-from .placement import PRESENT, Placement, place, swap_symlink
+from .placement import Placement, place, swap_symlink
 
 HF_BLOB_SOURCE = "hf-blob"
 HF_BLOB_SOURCE_TEXT = ("the digest huggingface_hub named the blob by: the hub's ETag when it was downloaded "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .cache import Cache, read_json_object, slug
+from .cache import Cache, read_json_object
 from .errors import UsageError
 from .manifest import FULL_COMMIT_RE
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from filelock import Timeout
 
 from .cache import Cache, Records, Stat
+from .concurrency import pull_jobs
 from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, Interrupted, OfflineError,
-                     WeightsafeError)
+                     WeightsafeError, first_of)
 from .hashing import FINGERPRINT_ALG
 from .hub import HubClient, RemoteFile
 from .manifest import Digest, FileEntry, Manifest
@@ -62,6 +63,8 @@ class PullReport:
     #: where the verified files were placed besides the cache (--local-dir, --hf-cache)
     target: str | None = None
     placements: list[Placement] = field(default_factory=list)
+    #: the pulled files judged against an OpenSSF model signature, when one was given
+    signature: object | None = None  # a verify.VerifyReport
 
     @property
     def path(self) -> str:
@@ -74,11 +77,13 @@ class PullReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and (self.signature is None or self.signature.ok)
 
     @property
     def exit_code(self) -> int:
         codes = {f.exit_code for f in self.failures}
+        if self.signature is not None and not self.signature.ok:
+            codes.add(ExitCode.INTEGRITY)
         for code in (ExitCode.INTEGRITY, ExitCode.UNSAFE, ExitCode.DISK, ExitCode.NETWORK, ExitCode.USAGE):
             if code in codes:
                 return code
@@ -93,7 +98,8 @@ class PullReport:
                 "revision": self.revision, "commit": self.commit, "directory": self.directory,
                 "path": self.path, "seconds": round(self.seconds, 3), "bytes_fetched": self.bytes_fetched,
                 "notes": self.notes, "files": [f.to_dict() for f in self.files],
-                "placements": [p.to_dict() for p in self.placements]}
+                "placements": [p.to_dict() for p in self.placements],
+                "signature": self.signature.to_dict() if self.signature is not None else None}
 
 
 @dataclass(frozen=True)
@@ -148,12 +154,12 @@ class PullPlan:
 class Puller:
     """One pull of one manifest into one cache."""
 
-    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int = 4,
+    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int | None = None,
                  progress: Progress | None = None, cancel: threading.Event | None = None):
         self.m = manifest
         self.cache = cache
         self.client = client
-        self.jobs = max(1, jobs)
+        self.jobs = pull_jobs(len(manifest.files), jobs)  # None: from the cores and the file count
         self.progress = progress or Progress()
         self.cancel = cancel or threading.Event()
         self.commit: str | None = manifest.revision if manifest.pinned else None
@@ -211,9 +217,8 @@ class Puller:
         if len(commits) == 1:
             self.commit = commits.pop()
         if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise HubMismatchError(f"the hub disagrees with the manifest {self.m.origin}: "
-                                   f"{problems[0]}{more}; nothing was downloaded")
+                                   f"{first_of(problems)}; nothing was downloaded")
         return {e.path: r for e, r in zip(todo, remotes)}
 
     def _disagreements(self, entry: FileEntry, remote: RemoteFile) -> list[str]:

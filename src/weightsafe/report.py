@@ -55,6 +55,8 @@ def pull_text(report, quiet: bool = False) -> list[str]:
             lines.append(f"  note: {note}")
     for f in report.failures:
         lines.append(f"error: {escape(f.message)}")
+    if report.signature is not None:
+        lines += verify_text(report.signature, quiet)
     if not quiet or not report.ok:
         counts = {s: sum(1 for f in report.files if f.status == s) for s in ("cached", "downloaded", "failed")}
         lines.append(f"{len(report.files)} files: {counts['cached']} cached, {counts['downloaded']} downloaded, "
@@ -63,6 +65,8 @@ def pull_text(report, quiet: bool = False) -> list[str]:
 
 
 def verify_text(report, quiet: bool = False) -> list[str]:
+    if not report.verdicts and getattr(report, "signature", None) is not None:  # signature only
+        return verify_text(report.signature, quiet)
     lines = []
     if not quiet:
         lines.append(f"{report.name}: {report.directory}")
@@ -75,10 +79,12 @@ def verify_text(report, quiet: bool = False) -> list[str]:
                                and v not in report.failures]
     for v in shown:
         lines.append(f"{'error' if v in report.failures else 'warning'}: {escape(v.message)}")
-    if not quiet or not report.ok:
+    if not quiet or report.failures:
         bad = len(report.failures)
         lines.append(f"{len(report.verdicts)} files: {'all ok' if not bad else f'{bad} failed'}; "
                      f"{size(report.bytes_hashed)} hashed in {report.seconds:.2f} s")
+    if getattr(report, "signature", None) is not None:
+        lines += verify_text(report.signature, quiet)
     return lines
 
 

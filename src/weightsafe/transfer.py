@@ -6,6 +6,11 @@ versions are never mixed. The bytes already on disk are re-read through the hash
 resuming (a local read, far cheaper than the network). A dropped or stalled connection
 (read timeout) is resumed from the current offset with backoff; an attempt that made progress
 does not count against the retry budget.
+
+The hot path is a pipeline (pipeline.py): this thread only moves bytes from the socket into
+large buffers; each digest and the disk writer consume them on their own threads, and the
+writer hands dirty pages to writeback as it goes, so the commit's fsync overlaps the download.
+A ``cancel`` event stops a transfer at the next buffer boundary with the part resumable.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from .cache import read_json_object
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
 from .hub import HubClient, _reason, describe_http_error
+from .pipeline import Pipeline, Writer
 
-CHUNK = 1024 * 1024
+CHUNK = 4 * 1024 * 1024  # bytes per pipeline buffer
+HANDOFF = 0.25           # seconds: a slow link still hands its bytes on (and reports progress) this often
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 STREAM_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                  requests.exceptions.Timeout, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
@@ -43,7 +50,8 @@ class TransferResult:
 
 
 class Cancelled(Exception):
-    """The caller's cancel event was set: the part stays on disk and resumes next time."""
+    """The caller's cancel event was set: the transfer stopped with every byte it received
+    written, hashed and counted, so the part resumes from there next time."""
 
 
 class _Restart(Exception):
@@ -93,7 +101,8 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
              max_attempts: int | None = None, backoff: float | None = None, label: str | None = None,
              cancel: threading.Event | None = None) -> TransferResult:
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
-    ETag at HEAD time): a part begun for another version, or another size, starts over."""
+    ETag at HEAD time): a part begun for another version, or another size, starts over.
+    Setting ``cancel`` raises ``Cancelled`` within about HANDOFF seconds, leaving the part resumable."""
     state = part.state()
     offset = part.size()
     if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
@@ -122,6 +131,8 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
 
     while size is None or hasher.count < size:
         before = hasher.count
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
         try:
             done = _attempt(client, url, part, hasher, validator, size, progress, remember, label, cancel)
             fetched += hasher.count - before
@@ -145,13 +156,13 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
             if failures >= max_attempts:
                 raise HubError(f"{label}: transfer failed {failures} times in a row at byte "
                                f"{hasher.count}: {_reason(e)}") from None
-            wait = min(backoff * 2 ** failures, 10)
-            client.tell_retry(f"{label}: {_reason(e)} at byte {hasher.count}; resuming in {wait:.1f} s "
+            pause = min(backoff * 2 ** failures, 10)
+            client.tell_retry(f"{label}: {_reason(e)} at byte {hasher.count}; resuming in {pause:.1f} s "
                               f"(attempt {failures + 1}/{max_attempts})")
-            if cancel is not None and cancel.wait(wait):
-                raise Cancelled(label)
+            if cancel is not None and cancel.wait(pause):
+                raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
             if cancel is None:
-                time.sleep(wait)
+                time.sleep(pause)
             continue
         except OSError as e:
             raise DiskError(f"cannot write {part.path}: {e.strerror or e}") from None
@@ -193,25 +204,48 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
                                      f"expected {size}; refusing a different file")
             remember(got)
         mode = "ab" if offset else "wb"
-        with open(part.path, mode) as fh:
-            received = 0
-            while True:
-                # read1: whatever has arrived (up to CHUNK), so progress is written as it comes
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled(label)
-                chunk = resp.raw.read1(CHUNK, decode_content=False)
-                if not chunk:
-                    break
-                fh.write(chunk)
-                hasher.update(chunk)
-                received += len(chunk)
-                if progress:
-                    progress(len(chunk))
-                if size is not None and hasher.count > size:
-                    raise _Restart(f"the server sent more than the {size} bytes announced")
+        with open(part.path, mode, buffering=0) as fh, \
+                Pipeline(hasher.sinks() + [Writer(fh.fileno(), offset)], size=CHUNK) as pipe:
+            received = _pump(resp.raw, pipe, hasher, progress, cancel, size)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
         if expected_len is not None and received < expected_len:
             raise requests.exceptions.ChunkedEncodingError(f"body ended after {received} of {expected_len} bytes")
         return size is None or hasher.count >= size
+
+
+def _pump(raw, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.Event | None,
+          size: int | None) -> int:
+    """Move the body from the socket into the pipeline's buffers; nothing else happens here.
+
+    A buffer is handed on when full, at the end, after HANDOFF seconds, on cancel, and, with
+    whatever it holds, when the connection fails: every byte that arrived is written and
+    hashed, so a resume starts exactly where this attempt stopped.
+    """
+    received = 0
+    eof = False
+    while not eof and not (cancel is not None and cancel.is_set()):
+        slot, buf = pipe.acquire()
+        filled, deadline = 0, time.monotonic() + HANDOFF
+        try:
+            while filled < len(buf):
+                chunk = raw.read1(len(buf) - filled, decode_content=False)
+                if not chunk:
+                    eof = True
+                    break
+                buf[filled:filled + len(chunk)] = chunk
+                filled += len(chunk)
+                if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
+                    break
+        finally:
+            pipe.submit(slot, filled)
+            hasher.advance(filled)
+            received += filled
+            if progress and filled:
+                progress(filled)
+        if size is not None and hasher.count > size:
+            raise _Restart(f"the server sent more than the {size} bytes announced")
+    return received
 
 
 def _norm(etag: str) -> str:

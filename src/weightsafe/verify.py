@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .cache import Records, Stat
+from .concurrency import verify_jobs
 from .errors import IntegrityError, first_of
 from .hashing import FINGERPRINT_ALG, hash_file
 from .manifest import Digest, FileEntry, Manifest, selected
@@ -97,18 +98,22 @@ class VerifyReport:
     strict: bool = False
     notes: list[str] = field(default_factory=list)
 
+    #: the same files judged against an OpenSSF model signature, when one was given
+    signature: "VerifyReport | None" = None
+
     @property
     def failures(self) -> list[FileVerdict]:
         return [v for v in self.verdicts if v.failed or (self.strict and v.status == UNEXPECTED)]
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and (self.signature is None or self.signature.ok)
 
     def raise_for_status(self) -> "VerifyReport":
         """Raise IntegrityError (exit 1) naming the first failed file if any file failed."""
         if not self.ok:
-            raise IntegrityError(first_of([v.message for v in self.failures]))
+            signed = self.signature.failures if self.signature else []
+            raise IntegrityError(first_of([v.message for v in self.failures + signed]))
         return self
 
     def to_dict(self) -> dict:
@@ -117,7 +122,8 @@ class VerifyReport:
             counts[v.status] = counts.get(v.status, 0) + 1
         return {"command": "verify", "ok": self.ok, "name": self.name, "directory": self.directory,
                 "counts": counts, "seconds": round(self.seconds, 3), "bytes_hashed": self.bytes_hashed,
-                "notes": self.notes, "files": [v.to_dict() for v in self.verdicts]}
+                "notes": self.notes, "files": [v.to_dict() for v in self.verdicts],
+                "signature": self.signature.to_dict() if self.signature else None}
 
 
 def verify_file(entry: FileEntry, path: Path, record: dict | None, full: bool,
@@ -181,7 +187,7 @@ def unexpected_files(directory: Path, manifest: Manifest) -> list[str]:
 
 
 def verify_directory(manifest: Manifest, directory: Path, records: Records | None, full: bool = False,
-                     jobs: int = 4, progress: Callable[[int], None] | None = None,
+                     jobs: int | None = None, progress: Callable[[int], None] | None = None,
                      report_unexpected: bool = True, strict: bool = False,
                      include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> VerifyReport:
     """Verify the manifest files under ``directory`` (those ``include``/``exclude`` select) in
@@ -195,7 +201,7 @@ def verify_directory(manifest: Manifest, directory: Path, records: Records | Non
     def one(entry: FileEntry):
         return verify_file(entry, directory / entry.path, recorded.get(entry.path), full, progress)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    pool = ThreadPoolExecutor(max_workers=verify_jobs(len(chosen.files), jobs))
     try:
         results = list(pool.map(one, chosen.files))
     except BaseException:  # Ctrl-C: queued files are dropped, not hashed before exiting

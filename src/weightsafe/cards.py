@@ -1,0 +1,206 @@
+"""Checksums a publisher wrote in prose: model cards, release notes, checksum files.
+
+Publishers write digests in many shapes (markdown tables in any column order, ``md5sum`` and
+``sha256sum`` output, BSD ``MD5 (file) = hex`` lines, ``file: hex`` lists under a heading that
+names the algorithm). A card is untrusted text written by hand, so nothing it says is dropped
+quietly: a digest for a file the repo does not have, two different digests for one file, or a
+hex string whose length contradicts the algorithm its context names each become a ``Finding``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Iterable
+
+from .manifest import Digest
+
+#: hex length -> algorithm. 40 hex digits are also git commit and blob ids, so sha1 is taken
+#: only where the context names it (a heading, column, label or ``sha1sum`` line).
+BY_LENGTH = {32: "md5", 64: "sha256", 128: "sha512"}
+LENGTH = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+ALG_WORD = re.compile(r"(?<![a-z0-9])(md5|sha-?1|sha-?256|sha-?512)(?:sum)?(?![a-z0-9])", re.I)
+HEX = r"[0-9a-fA-F]{32,128}"
+HEX_ONLY = re.compile(rf"^(?:(?:md5|sha-?1|sha-?256|sha-?512):)?{HEX}$", re.I)  # `sha256:HEX` too
+# `HEX  name` or `HEX *name` (coreutils), optionally in backticks or after a list bullet
+SUM_LINE = re.compile(rf"^\s*(?:[-*+]\s+)?`?(?P<hex>{HEX})`?\s+\*?`?(?P<name>[^\s`*][^`]*?)`?\s*$")
+# MD5 (name) = HEX  (BSD / `shasum --tag`)
+BSD_LINE = re.compile(rf"^\s*(?P<alg>MD5|SHA-?1|SHA-?256|SHA-?512)\s*\((?P<name>[^)]+)\)\s*=\s*(?P<hex>{HEX})\s*$",
+                      re.I)
+# name: HEX, name = HEX, **name** — HEX, optionally naming the algorithm before the hex
+LABEL_LINE = re.compile(rf"^\s*(?:[-*+]|\d+[.)])?\s*[*_`]*(?P<name>[^\s:=`*|][^:=`*|]*?)[*_`]*\s*"
+                        rf"(?:\((?P<alg1>[A-Za-z0-9-]+)\))?\s*(?::|=|—|–|->)\s*"
+                        rf"(?:(?P<alg2>md5|sha-?1|sha-?256|sha-?512)\s*[:=]?\s*)?`?(?P<hex>{HEX})`?\s*$", re.I)
+HEADING = re.compile(r"^\s{0,3}(#{1,6}\s+.*|\*\*[^*]+\*\*:?\s*|[^|`]{1,80}:\s*)$")
+
+
+def alg_name(word: str) -> str:
+    return word.lower().replace("-", "").removesuffix("sum")
+
+
+@dataclass(frozen=True)
+class CardDigest:
+    """One digest a text publishes: the file name as written, the algorithm and the line."""
+
+    name: str
+    alg: str
+    hex: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something in a card that could not become a digest, or that contradicts another."""
+
+    kind: str      # "unknown-file", "conflict", "bad-length", "ambiguous-file"
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CardImport:
+    """Digests by repo path (already deduplicated) and everything that was not imported."""
+
+    digests: dict[str, tuple[Digest, ...]]
+    findings: tuple[Finding, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(len(d) for d in self.digests.values())
+
+
+def _clean_name(raw: str) -> str:
+    name = raw.strip().strip("`*_\"'").strip()
+    name = re.sub(r"^\[([^\]]+)\]\([^)]*\)$", r"\1", name)  # [file](link)
+    return name.removeprefix("./")
+
+
+def _decide(hexd: str, context: str | None) -> tuple[str | None, str | None]:
+    """(algorithm, problem) for a hex string given the algorithm its context names, if any."""
+    if context:
+        if LENGTH[context] == len(hexd):
+            return context, None
+        by_len = BY_LENGTH.get(len(hexd))
+        return None, (f"{len(hexd)} hex digits cannot be {context}"
+                      + (f" (it would be {by_len} by its length)" if by_len else ""))
+    return BY_LENGTH.get(len(hexd)), None  # 40 digits alone are more likely a commit id
+
+
+class _Scanner:
+    def __init__(self) -> None:
+        self.found: list[CardDigest] = []
+        self.problems: list[Finding] = []
+        self.section: str | None = None   # algorithm named by the last heading or label line
+        self.columns: list[str | None] | None = None  # algorithm named by each table column
+
+    def add(self, name: str, hexd: str, context: str | None, line: int) -> None:
+        name = _clean_name(name)
+        if not name or HEX_ONLY.match(name):
+            return
+        alg, problem = _decide(hexd, context)
+        if problem:
+            self.problems.append(Finding("bad-length", name, f"line {line}: {name}: {problem}; not imported"))
+        elif alg:
+            self.found.append(CardDigest(name, alg, hexd.lower(), line))
+
+    def table_row(self, cells: list[str], n: int) -> None:
+        if all(re.fullmatch(r":?-{2,}:?", c.strip()) or not c.strip() for c in cells):
+            return
+        stripped = [c.strip().strip("`").strip() for c in cells]
+        if self.columns is None:
+            self.columns = [alg_name(m.group(1)) if (m := ALG_WORD.search(c)) else None for c in cells]
+            if not any(HEX_ONLY.match(c) for c in stripped):
+                return
+            self.columns = [None] * len(cells)
+        hexes = [(i, c) for i, c in enumerate(stripped) if HEX_ONLY.match(c)]
+        names = [c for i, c in enumerate(stripped) if c and not HEX_ONLY.match(c) and "." in c
+                 and " " not in c]
+        if not hexes or not names:
+            return
+        for i, cell in hexes:
+            col = self.columns[i] if i < len(self.columns) else None
+            tag, _, hexd = cell.rpartition(":")
+            self.add(names[0], hexd, alg_name(tag) if tag else col or self.section, n)
+
+    def line(self, text: str, n: int) -> None:
+        if text.lstrip().startswith("|"):
+            self.table_row(text.strip().strip("|").split("|"), n)
+            return
+        self.columns = None
+        if m := BSD_LINE.match(text):
+            self.add(m["name"], m["hex"], alg_name(m["alg"]), n)
+        elif m := SUM_LINE.match(text):
+            self.add(m["name"], m["hex"], self.section, n)
+        elif m := LABEL_LINE.match(text):
+            named = m["alg2"] or (m["alg1"] if m["alg1"] and ALG_WORD.fullmatch(m["alg1"]) else None)
+            self.add(m["name"], m["hex"], alg_name(named) if named else self.section, n)
+        elif HEADING.match(text):
+            words = ALG_WORD.findall(text)
+            algs = {alg_name(w) for w in words}
+            if text.lstrip().startswith("#") or algs:
+                self.section = algs.pop() if len(algs) == 1 else None
+
+
+def scan(text: str) -> tuple[list[CardDigest], list[Finding]]:
+    """Every digest ``text`` publishes, in order, and the hex strings it could not place."""
+    s = _Scanner()
+    fence_alg: str | None = None
+    for n, raw in enumerate(text.splitlines(), 1):
+        if raw.lstrip().startswith("```"):
+            info = raw.strip().strip("`").strip()
+            m = ALG_WORD.search(info)
+            fence_alg = alg_name(m.group(1)) if m else None
+            if fence_alg:
+                s.section = fence_alg
+            continue
+        s.line(raw, n)
+    return s.found, s.problems
+
+
+def _match(name: str, repo_files: list[str]) -> tuple[str | None, list[str]]:
+    """The repo path a card's file name means: exact, or a unique basename."""
+    if name in repo_files:
+        return name, [name]
+    base = PurePosixPath(name).name
+    hits = [p for p in repo_files if PurePosixPath(p).name == base]
+    return (hits[0] if len(hits) == 1 else None), hits
+
+
+def import_digests(text: str, repo_files: Iterable[str] | None, source: str = "card",
+                   where: str = "card") -> CardImport:
+    """The digests ``text`` publishes for ``repo_files`` (any file when None), with findings.
+
+    Identical repeats (a bilingual card with the table twice) are one digest; two different
+    digests for one file and algorithm are a conflict and neither is imported.
+    """
+    found, problems = scan(text)
+    files = list(repo_files) if repo_files is not None else None
+    findings = [Finding(p.kind, p.name, f"{where}: {p.message}") for p in problems]
+    chosen: dict[tuple[str, str], CardDigest] = {}
+    conflicted: set[tuple[str, str]] = set()
+    for d in found:
+        path = d.name
+        if files is not None:
+            path, hits = _match(d.name, files)
+            if path is None:
+                kind = "ambiguous-file" if hits else "unknown-file"
+                why = f"matches {', '.join(hits)}" if hits else "is not in the repository"
+                findings.append(Finding(kind, d.name, f"{where} line {d.line}: {d.alg} for {d.name!r}: "
+                                                      f"the file {why}; not imported"))
+                continue
+        key = (path, d.alg)
+        if key in conflicted:
+            continue
+        prior = chosen.get(key)
+        if prior and prior.hex != d.hex:
+            conflicted.add(key)
+            del chosen[key]
+            findings.append(Finding("conflict", path, f"{where}: {path}: {d.alg} {prior.hex} (line {prior.line}) "
+                                                      f"contradicts {d.hex} (line {d.line}); neither imported"))
+        elif not prior:
+            chosen[key] = d
+    out: dict[str, list[Digest]] = {}
+    for (path, alg), d in chosen.items():
+        out.setdefault(path, []).append(Digest(alg, d.hex, source))
+    return CardImport({p: tuple(ds) for p, ds in out.items()}, tuple(findings))

@@ -1,0 +1,36 @@
+"""How many files to work on at once, from the machine's cores and the work's file count.
+
+Why these numbers: each file in flight already runs one thread per digest plus a writer (see
+pipeline.py), so files in parallel are there to fill the remaining cores and to hide one slow
+connection behind others, not to multiply threads. Each file holds a fixed pool of buffers
+(about 12 MiB), so the caps also keep peak memory under 200 MB at any model size.
+"""
+
+from __future__ import annotations
+
+import os
+
+MAX_FILES_IN_FLIGHT = 8  # x ~12 MiB of buffers: < 200 MB peak RSS with the interpreter and torch-free imports
+
+
+def cores() -> int:
+    """Cores this process may run on (the affinity mask, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def pull_jobs(files: int, requested: int | None = None) -> int:
+    """Files fetched at once: at least 4 (latency hiding over the network), half the cores on big
+    machines (each file also needs threads for its digests), never more than the files."""
+    if requested:
+        return max(1, requested)
+    return max(1, min(files, MAX_FILES_IN_FLIGHT, max(4, cores() // 2)))
+
+
+def verify_jobs(files: int, requested: int | None = None) -> int:
+    """Files hashed at once: one per core (hashing is CPU-bound), never more than the files."""
+    if requested:
+        return max(1, requested)
+    return max(1, min(files, MAX_FILES_IN_FLIGHT, cores()))

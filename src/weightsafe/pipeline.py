@@ -1,0 +1,203 @@
+"""Fan large buffers out to one thread per consumer: each digest, and the disk writer.
+
+Why: a single thread that reads, hashes with every algorithm and writes in turn is bounded by
+the *sum* of those costs, and takes the GIL once per small chunk for each of them. Here the
+producer (a socket or file reader) only fills buffers of several MiB; every consumer runs on
+its own thread (hashlib, xxhash and file writes release the GIL on large buffers), so a file
+is bounded by its slowest consumer. A fixed pool of buffers is the only memory used: when
+consumers fall behind, the producer waits for a free buffer, so memory stays flat at any size.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import queue
+import threading
+from typing import Callable, Sequence
+
+BUFFER = 4 * 1024 * 1024  # bytes per buffer: few GIL round trips per second, even at GB/s
+BUFFERS = 3               # buffers per pipeline: one filling, two being consumed
+
+Sink = Callable[[memoryview], object]
+
+
+class Pipeline:
+    """Hand each filled buffer to every sink, each on its own thread, in order.
+
+    Use as a context manager; leaving it waits until every sink has consumed every buffer
+    submitted, then re-raises the first error a sink hit (a full disk, say), so that what was
+    handed over is either fully written and hashed or reported.
+    """
+
+    def __init__(self, sinks: Sequence[Sink], buffers: int = BUFFERS, size: int = BUFFER):
+        self._views = [memoryview(bytearray(size)) for _ in range(max(1, buffers))]
+        self._free: queue.Queue[int] = queue.Queue()
+        for i in range(len(self._views)):
+            self._free.put(i)
+        self._pending = [0] * len(self._views)
+        self._lock = threading.Lock()  # guards _pending: taken once per buffer per sink, not per chunk
+        self._queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in sinks]
+        self.error: BaseException | None = None
+        self._threads = [threading.Thread(target=self._run, args=(sink, q), daemon=True,
+                                          name=f"weightsafe-sink-{i}")
+                         for i, (sink, q) in enumerate(zip(sinks, self._queues))]
+        for t in self._threads:
+            t.start()
+
+    def acquire(self) -> tuple[int, memoryview]:
+        """A free buffer to fill (waits while every buffer is still being consumed)."""
+        self._raise()
+        slot = self._free.get()
+        return slot, self._views[slot]
+
+    def submit(self, slot: int, n: int) -> None:
+        """Give the first ``n`` bytes of buffer ``slot`` to every sink; ``n == 0`` just frees it."""
+        if n <= 0 or not self._queues:
+            self._free.put(slot)
+            return
+        self._pending[slot] = len(self._queues)
+        for q in self._queues:
+            q.put((slot, n))
+        self._raise()
+
+    def close(self) -> None:
+        """Wait for every sink to finish; raise the first error any of them hit."""
+        for q in self._queues:
+            q.put(None)
+        for t in self._threads:
+            t.join()
+        self._queues = []
+        self._raise()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except BaseException as sink_error:  # a sink's failure (say ENOSPC) explains more than the symptom
+            raise sink_error from exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self, sink: Sink, q: queue.SimpleQueue) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            slot, n = item
+            if self.error is None:
+                try:
+                    sink(self._views[slot][:n])
+                except BaseException as e:  # reported to the producer; keep freeing buffers
+                    with self._lock:
+                        self.error = self.error or e
+            with self._lock:
+                self._pending[slot] -= 1
+                last = self._pending[slot] == 0
+            if last:
+                self._free.put(slot)
+
+
+# ---------------------------------------------------------------- writing with early writeback
+
+_SYNC_FILE_RANGE_WAIT_BEFORE, _SYNC_FILE_RANGE_WRITE, _SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
+WRITEBACK_EVERY = 16 * 1024 * 1024  # start writing back each 16 MiB as soon as it is written
+FDATASYNC_EVERY = 64 * 1024 * 1024  # where sync_file_range is missing: a periodic fdatasync
+
+
+def _load_sync_file_range():
+    """libc's sync_file_range (Linux only; Python's os module does not wrap it)."""
+    if not hasattr(os, "posix_fadvise"):  # not Linux-like: no sync_file_range either
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _load_sync_file_range()
+
+
+class Writer:
+    """A sink that appends to an open file and pushes dirty pages to disk behind itself.
+
+    Why: the commit's fsync must not start flushing a whole multi-GB file only after the last
+    byte arrived. Each written window is handed to writeback at once (sync_file_range WRITE),
+    and the window before it is waited for, so dirty memory stays bounded and the final fsync
+    finds little left to do. Where sync_file_range is missing, an fdatasync every 64 MiB.
+    """
+
+    def __init__(self, fd: int, start: int = 0):
+        self.fd = fd
+        self.pos = start
+        self._flushed = start      # everything before this was handed to writeback
+        self._previous = start     # start of the window handed over last time
+        self._synced = start
+
+    def __call__(self, view: memoryview) -> None:
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+            self.pos += n
+        if _sync_file_range is not None:
+            if self.pos - self._flushed >= WRITEBACK_EVERY:
+                self._range(self._flushed, self.pos - self._flushed, _SYNC_FILE_RANGE_WRITE)
+                if self._flushed > self._previous:
+                    self._range(self._previous, self._flushed - self._previous,
+                                _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER)
+                self._previous, self._flushed = self._flushed, self.pos
+        elif self.pos - self._synced >= FDATASYNC_EVERY:
+            os.fdatasync(self.fd) if hasattr(os, "fdatasync") else os.fsync(self.fd)
+            self._synced = self.pos
+
+    def _range(self, offset: int, length: int, flags: int) -> None:
+        if _sync_file_range(self.fd, offset, length, flags) != 0:  # type: ignore[misc]
+            _disable_writeback()  # an optimisation only: a file system without it must not fail a pull
+
+
+def _disable_writeback() -> None:
+    global _sync_file_range
+    _sync_file_range = None
+
+
+# ---------------------------------------------------------------- reading files
+
+def read_file(path: str | os.PathLike, sinks: Sequence[Sink], limit: int | None = None,
+              progress: Callable[[int], None] | None = None, keep_cache: bool = False) -> int:
+    """Read ``path`` (or its first ``limit`` bytes) once, through every sink in parallel.
+
+    Large sequential reads with the kernel told so (FADV_SEQUENTIAL); unless ``keep_cache``, the
+    pages read are dropped after (FADV_DONTNEED), so verifying a 100 GB model does not evict
+    what the machine was using the page cache for. Returns the bytes read.
+    """
+    total = 0
+    fadvise = getattr(os, "posix_fadvise", None)
+    with open(path, "rb", buffering=0) as fh, Pipeline(sinks) as pipe:
+        fd = fh.fileno()
+        if fadvise:
+            fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        while limit is None or total < limit:
+            slot, buf = pipe.acquire()
+            want = len(buf) if limit is None else min(len(buf), limit - total)
+            n = fh.readinto(buf[:want])
+            pipe.submit(slot, n or 0)
+            if not n:
+                break
+            if fadvise and not keep_cache:
+                fadvise(fd, total, n, os.POSIX_FADV_DONTNEED)
+            total += n
+            if progress:
+                progress(n)
+    return total

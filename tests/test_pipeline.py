@@ -1,0 +1,124 @@
+"""The pipelined hot path: every byte reaches every digest and the disk exactly once, in order;
+a failing consumer is reported, never lost; memory is a fixed pool; a cancelled download stops
+promptly and resumes exactly where it stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from weightsafe import pipeline, transfer
+from weightsafe.hashing import FINGERPRINT_ALG, MultiHasher, hash_file
+from weightsafe.hub import HubClient
+from weightsafe.pipeline import Pipeline, Writer, read_file
+
+
+@given(pieces=st.lists(st.binary(max_size=300), max_size=40), size=st.sampled_from([1, 7, 64, 4096]),
+       buffers=st.integers(1, 4))
+@settings(max_examples=60, deadline=None)
+def test_every_sink_sees_every_byte_once_and_in_order(pieces, size, buffers):
+    seen = [bytearray(), bytearray(), bytearray()]
+    sinks = [lambda v, out=out: out.extend(v) for out in seen]
+    with Pipeline(sinks, buffers=buffers, size=size) as pipe:
+        for piece in pieces:
+            while piece:
+                slot, buf = pipe.acquire()
+                n = min(len(buf), len(piece))
+                buf[:n] = piece[:n]
+                pipe.submit(slot, n)
+                piece = piece[n:]
+    assert all(bytes(s) == b"".join(pieces) for s in seen)
+
+
+def test_a_failing_sink_is_raised_to_the_producer_and_the_others_drain():
+    got = bytearray()
+
+    def full_disk(view):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        with Pipeline([got.extend, full_disk], buffers=2, size=8) as pipe:
+            for _ in range(10):  # more buffers than the pool: a stuck pool would hang here
+                slot, buf = pipe.acquire()
+                buf[:8] = b"x" * 8
+                pipe.submit(slot, 8)
+
+
+def test_the_producer_waits_for_the_slowest_sink_so_memory_is_a_fixed_pool():
+    release = threading.Event()
+    pipe = Pipeline([lambda v: release.wait()], buffers=2, size=16)
+    for _ in range(2):
+        slot, _buf = pipe.acquire()
+        pipe.submit(slot, 16)
+    third = threading.Thread(target=pipe.acquire, daemon=True)
+    third.start()
+    third.join(0.3)
+    assert third.is_alive()  # both buffers are held by the sink: no third one is allocated
+    release.set()
+    third.join(5)
+    assert not third.is_alive()
+    pipe.close()
+
+
+def test_the_writer_hands_dirty_pages_to_writeback_and_writes_every_byte(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "WRITEBACK_EVERY", 1000)
+    monkeypatch.setattr(pipeline, "FDATASYNC_EVERY", 1000)
+    data = os.urandom(50_000)
+    with open(tmp_path / "f", "wb", buffering=0) as fh:
+        w = Writer(fh.fileno())
+        for i in range(0, len(data), 777):
+            w(memoryview(data[i:i + 777]))
+    assert (tmp_path / "f").read_bytes() == data and w.pos == len(data)
+
+
+def test_reading_a_file_hashes_it_once_with_every_algorithm_in_parallel(tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    (tmp_path / "f").write_bytes(data)
+    got = hash_file(tmp_path / "f", ("md5", "sha256", "git-sha1", FINGERPRINT_ALG))
+    assert got["md5"] == hashlib.md5(data).hexdigest()
+    assert got["sha256"] == hashlib.sha256(data).hexdigest()
+    assert got["git-sha1"] == hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    h = MultiHasher(("sha256",))
+    assert read_file(tmp_path / "f", h.sinks(), limit=1000) == 1000
+
+
+@pytest.fixture(scope="module")
+def slow_hub():
+    from tests.hub_server import HubReplica, HubState
+
+    state = HubState()
+    data = os.urandom(2_000_000)
+    state.add_repo("cancel/model", "c" * 40, {"w.safetensors": data})
+    with HubReplica(state) as hub:
+        yield hub, data
+
+
+def test_a_cancelled_download_stops_promptly_and_resumes_where_it_stopped(slow_hub, tmp_path):
+    hub, data = slow_hub
+    hub.state.faults.clear()
+    hub.state.fault("throttle", host="cdn", times=1, bps=400_000)
+    client = HubClient(hub.url, backoff=0.0)
+    part = transfer.PartFile(tmp_path / "w.part")
+    url = client.file_url("cancel/model", "c" * 40, "w.safetensors")
+    sha = hashlib.sha256(data).hexdigest()
+    cancel, got, asked = threading.Event(), [0], []
+
+    def progress(n):
+        got[0] += n
+        if got[0] >= 300_000 and not cancel.is_set():
+            cancel.set()
+            asked.append(time.monotonic())
+
+    with pytest.raises(transfer.Cancelled):
+        transfer.download(client, url, part, ("sha256",), len(data), f'"{sha}"', progress=progress, cancel=cancel)
+    assert time.monotonic() - asked[0] < 2.0  # within a buffer hand-off (0.25 s) plus scheduling slack on a busy CI box
+    kept = part.size()
+    assert 300_000 <= kept < len(data) and part.path.read_bytes() == data[:kept]
+    result = transfer.download(client, url, part, ("sha256",), len(data), f'"{sha}"')
+    assert result.digests["sha256"] == sha and part.path.read_bytes() == data
+    assert result.resumed_from == kept and result.fetched == len(data) - kept
