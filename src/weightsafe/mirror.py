@@ -100,7 +100,7 @@ class Verified:
 def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None, settings=None,
                       jobs: int | None = None) -> Verified:
     """The model NAME as verified in the cache now; refuses (exit 1) anything that is not."""
-    from .api import Context, default_jobs, locate
+    from .api import Context, locate
     from .verify import verify_directory
 
     from . import catalog
@@ -117,7 +117,7 @@ def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None,
         raise NotVerifiedError(f"{e}; only a model verified in the cache can be exported") from None
     m = where.manifest
     assert m is not None and where.records is not None  # locate() of a cached model has both
-    report = verify_directory(m, where.directory, where.records, jobs=jobs or default_jobs())
+    report = verify_directory(m, where.directory, where.records, jobs=jobs)
     if not report.ok:
         bad = report.failures[0]
         raise NotVerifiedError(f"{m.name} does not verify in the cache ({bad.path}: {bad.status}; "
