@@ -174,6 +174,32 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._dispatch()
 
+    def do_POST(self):
+        """Only the hub's ``paths-info`` API (what caching mirrors such as olah ask before a download)."""
+        self.rec = self._record()
+        parts = [urllib.parse.unquote(p) for p in urllib.parse.urlsplit(self.path).path.split("/")[1:]]
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode()) if length else {}
+        if self.role == "hub" and parts[:2] == ["api", "models"] and len(parts) == 6 and parts[4] == "paths-info":
+            return self._paths_info(parts[2] + "/" + parts[3], parts[5], form.get("paths", []))
+        self._error(404, "EntryNotFound", "not found")
+
+    def _paths_info(self, repo_id: str, rev: str, paths: list[str]):
+        found = self.state.resolve(repo_id, rev)
+        if found is None:
+            return self._error(404, "RevisionNotFound", f"{repo_id}@{rev} not found")
+        repo, commit = found
+        if not self._authorized(repo):
+            return self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted.")
+        files = repo.commits[commit]
+        entries = []
+        for path in paths:
+            if path in files:
+                e = {"type": "file", "oid": _replicas.git_blob_sha1(files[path]), "path": path}
+                e.update(self._entry_meta(path, files[path], sibling=False))
+                entries.append(e)
+        self._send(200, {"Content-Type": "application/json", "X-Repo-Commit": commit}, json.dumps(entries).encode())
+
     def _dispatch(self):
         self.rec = self._record()
         name = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("name", [""])[0] \

@@ -3,63 +3,22 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
 
 from tests.conftest import model_dir
-
-NGINX = shutil.which("nginx") or (shutil.which("nginx", path="/usr/sbin:/sbin"))
+from tests.nginx import nginx
 
 
 @pytest.fixture
 def mirror(seeds, tmp_path):
-    if not NGINX:
-        pytest.skip("nginx is not installed (.ci/run installs it)")
     r = seeds["codefuse-34b"]
     root = tmp_path / "www"
     base = root / r.repo / "resolve" / r.commit
     for path, data in r.files.items():
         (base / path).parent.mkdir(parents=True, exist_ok=True)
         (base / path).write_bytes(data)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp_path / "logs").mkdir()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"""
-daemon off;
-user root;
-worker_processes 1;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/logs/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {tmp_path}/logs/access.log;
-  client_body_temp_path {tmp_path}/body;
-  proxy_temp_path {tmp_path}/proxy;
-  fastcgi_temp_path {tmp_path}/fastcgi;
-  uwsgi_temp_path {tmp_path}/uwsgi;
-  scgi_temp_path {tmp_path}/scgi;
-  server {{ listen 127.0.0.1:{port}; root {root}; }}
-}}
-""")
-    proc = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail(f"nginx did not start: {proc.stderr.read().decode()[-400:]}")
-    yield f"http://127.0.0.1:{port}", base, tmp_path / "logs" / "access.log"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with nginx(root, tmp_path) as server:
+        yield server.url(), base, server.log
 
 
 def test_pull_from_a_static_nginx_mirror_verifies_against_the_manifest(ws, mirror, seeds, cache_dir):

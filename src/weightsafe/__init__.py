@@ -6,10 +6,11 @@ The public API (``pull``, ``verify``, ``check``, ``path``) is what the CLI calls
 __version__ = "0.1.0"
 
 from .api import check, path, plan, pull, pull_report, verify  # noqa: E402
+from .mirror import export  # noqa: E402
 from .errors import (DiskError, HubError, IntegrityError, Interrupted, ManifestError, NotCachedError,  # noqa: E402
                      PullFailed, UnsafeContentError, UsageError, WeightsafeError)
 from .settings import Settings  # noqa: E402
 
-__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "Settings", "WeightsafeError",
+__all__ = ["pull", "export", "pull_report", "plan", "verify", "check", "path", "Settings", "WeightsafeError",
            "UsageError", "ManifestError", "IntegrityError", "HubError", "DiskError", "UnsafeContentError",
            "NotCachedError", "PullFailed", "Interrupted", "__version__"]

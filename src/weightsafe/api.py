@@ -59,9 +59,14 @@ class Context:
         return catalog.search_dirs(self.settings.manifest_dirs)
 
     def client(self, progress: Progress | None = None) -> "HubClient":
+        on_retry = progress.retry if progress else None
+        if self.settings.endpoint.startswith("s3://"):  # object storage: s3source.py
+            from .s3source import S3Client
+
+            return S3Client.from_settings(self.settings, on_retry=on_retry)  # type: ignore[return-value]
         from .hub import HubClient
 
-        return HubClient.from_settings(self.settings, on_retry=progress.retry if progress else None)
+        return HubClient.from_settings(self.settings, on_retry=on_retry)
 
     def resolve(self, name: str | None, revision: str | None = None, manifest: PathLike | None = None,
                 client: HubClient | None = None, notes: list[str] | None = None) -> Manifest:

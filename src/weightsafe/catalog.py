@@ -142,7 +142,12 @@ def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manif
         raise UsageError(f"{repo}@{commit}: the repository has no files")
     m = mf.Manifest(name=repo, repo=repo, revision=commit, files=tuple(files), sources=dict(HUB_SOURCES),
                     description=f"pinned from {client.endpoint} at {rev or 'main'}")
-    m = mf.parse(mf.to_toml(m), f"<pinned {repo}@{commit}>")  # same validation as any manifest
+    return store_pin(cache, repo, rev, mf.parse(mf.to_toml(m), f"<pinned {repo}@{commit}>"))
+
+
+def store_pin(cache: Cache, repo: str, rev: str | None, m: mf.Manifest) -> mf.Manifest:
+    """Record ``m`` (a validated pin of ``repo`` at its commit) as what ``rev`` resolves to."""
+    commit = m.revision
     path = _pinned_path(cache, repo, commit)
     cache.ensure_dir(path.parent)
     atomic_write(path, mf.to_toml(m).encode())
@@ -187,3 +192,13 @@ def resolve(spec: str, cache: Cache, dirs: Sequence[Path], manifest_path: str | 
             notes.append(f"the hub could not be reached ({e}); using the file list pinned at "
                          f"{known.revision[:12]} for {spec} from an earlier pull")
         return known
+    except HubError as e:  # no hub API: a static mirror (nginx, a bucket) may publish the manifest
+        from .mirror import fetch_manifest, manifest_relpath
+
+        published = fetch_manifest(client, repo, rev or "main")
+        if published is None:
+            raise
+        if notes is not None:
+            notes.append(f"{client.endpoint} has no hub API ({e}); using the manifest the mirror publishes at "
+                         f"{manifest_relpath(repo, rev or 'main')} (pass --manifest to trust your own instead)")
+        return store_pin(cache, repo, rev, published)

@@ -145,7 +145,7 @@ def _progress(settings: Settings, quiet: bool, as_json: bool) -> Progress:
         return Progress()
     if as_json:
         return RetryLines()
-    return TqdmProgress() if sys.stderr.isatty() and settings.progress_bars else LineProgress()
+    return TqdmProgress() if sys.stderr.isatty() and settings.progress_bars else LineProgress(stop=CANCEL)
 
 
 # ---------------------------------------------------------------- commands
@@ -385,6 +385,11 @@ def cache_gc(dry_run, cache_dir, as_json):
     report = housekeeping.gc(api.Context.make(cache_dir=cache_dir).cache, dry_run=dry_run)
     _emit(report, clean_text, False, as_json)
     return 0
+
+
+from .cli_mirror import mirror as _mirror  # noqa: E402  (mirror export: cli_mirror.py)
+
+main.add_command(_mirror)
 
 
 # ---------------------------------------------------------------- entry point

@@ -18,11 +18,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import atomic_write, fsync_dir
+from .cache import atomic_write
 from .errors import DiskError, NotCachedError
 from .hashing import hash_file
 from .manifest import FULL_COMMIT_RE, Digest, FileEntry, Manifest, check_relpath
-from .placement import Placement, place
+from .placement import Placement, place, swap_symlink
 
 HF_BLOB_SOURCE = "hf-blob"
 HF_BLOB_SOURCE_TEXT = ("the digest huggingface_hub named the blob by: the hub's ETag when it was downloaded "
@@ -94,12 +94,7 @@ class HFRepoCache:
             link.parent.mkdir(parents=True, exist_ok=True)
             if link.is_symlink() and os.readlink(link) == target:
                 return Placement(relpath, str(link), method)
-            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-            if tmp.is_symlink() or tmp.exists():
-                tmp.unlink()
-            os.symlink(target, tmp)
-            os.replace(tmp, link)
-            fsync_dir(link.parent)
+            swap_symlink(link, target)
         except OSError as e:
             raise DiskError(f"cannot write {link}: {e.strerror or e}") from None
         return Placement(relpath, str(link), method)

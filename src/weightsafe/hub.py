@@ -127,7 +127,7 @@ class HubClient:
                  connect_timeout: float = 10.0, read_timeout: float = 30.0, retries: int = 5,
                  backoff: float = 0.5, on_retry: RetryHook | None = None, min_speed: float = 1024.0,
                  min_speed_window: float = 30.0):
-        self.endpoint = check_endpoint(endpoint)
+        self.endpoint = check_endpoint(endpoint, object_storage=False)
         self.token = token
         self.offline = offline
         self.timeout = (connect_timeout, read_timeout)
@@ -140,7 +140,7 @@ class HubClient:
         # (mid-body) the transfer resumes from its offset instead.
         retry = _CappedRetry(total=self.retries, connect=self.retries, read=self.retries, status=self.retries,
                              other=0,
-                      backoff_factor=self.backoff, backoff_max=30,
+                      backoff_factor=self.backoff, backoff_max=30, backoff_jitter=self.backoff,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       respect_retry_after_header=True, raise_on_status=False, redirect=0)
         retry.on_retry = on_retry
@@ -232,6 +232,8 @@ class HubClient:
         except ValueError:
             size = None
         sha256 = linked if linked and SHA256_RE.match(linked) else None
+        if sha256 is None and not linked and etag and SHA256_RE.match(etag) and "X-Repo-Commit" in h:
+            sha256 = etag  # a caching mirror (olah) serving an LFS file itself: its ETag is the sha256, as on the hub
         git_sha1 = etag if not linked and etag and SHA1_RE.match(etag) and "X-Repo-Commit" in h else None
         return RemoteFile(path=path, size=size, etag=h.get("X-Linked-Etag") or h.get("ETag"),
                           sha256=sha256, git_sha1=git_sha1, commit=h.get("X-Repo-Commit"))

@@ -123,4 +123,15 @@ def place(src: Path, dst: Path, tmp_dir: Path, fingerprint: str | None = None,
     return method
 
 
-__all__ = ["Placement", "place", "same_file", "REFLINK", "HARDLINK", "COPY", "PRESENT"]
+def swap_symlink(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` by an atomic rename: a reader sees the old target or the new
+    one, never no link. Raises OSError; the caller names what failed."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    fsync_dir(link.parent)
+
+
+__all__ = ["Placement", "place", "same_file", "swap_symlink", "REFLINK", "HARDLINK", "COPY", "PRESENT"]

@@ -94,16 +94,18 @@ class TqdmProgress(Progress):
 class LineProgress(Progress):
     """Plain lines for logs: one when a file starts and ends, and a byte count every few seconds."""
 
-    def __init__(self, stream=None, every: float = 10.0):
+    def __init__(self, stream=None, every: float = 10.0, stop: threading.Event | None = None):
         self.stream = stream or sys.stderr
         self.every = every
+        self.stop = stop  # once set (Ctrl-C), workers winding down print nothing more
         self._lock = threading.Lock()
         self._done = 0
         self._total = 0
         self._last = time.monotonic()
 
     def _say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        if self.stop is None or not self.stop.is_set():
+            print(text, file=self.stream, flush=True)
 
     def start(self, total_bytes, files):
         self._total = total_bytes

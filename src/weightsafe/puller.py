@@ -308,7 +308,7 @@ class Puller:
         algs = tuple(d.alg for d in expected) + (FINGERPRINT_ALG,)
         url = self.client.file_url(self.m.repo, self.m.revision, entry.path)
         self.progress.file_start(entry.path, size)
-        result = download(self.client, url, part, algs, size, remote.etag,
+        result = _transfer_for(self.client)(self.client, url, part, algs, size, remote.etag,
                           progress=lambda n: self.progress.advance(entry.path, n), label=entry.path,
                           cancel=self.cancel)
         outcome = FileOutcome(entry.path, "downloaded", size=result.size, fetched=result.fetched,
@@ -427,6 +427,16 @@ class Puller:
         elif unknown:
             self.notes.append(f"{len(unknown)} file size(s) unknown: offline, the hub was not asked")
         return PullPlan(self.m.name, self.m.repo, self.m.revision, str(self.directory), planned, self.notes)
+
+
+def _transfer_for(client):
+    """The downloader for the endpoint's scheme: ranged HTTP GETs, or ranged S3 GETs (s3source.py);
+    both fill the same .part file and return the same digests."""
+    if client.endpoint.startswith("s3://"):
+        from .s3source import download as s3_download
+
+        return s3_download
+    return download
 
 
 def _gb(n: int) -> str:

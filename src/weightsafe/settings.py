@@ -48,10 +48,16 @@ def _number(env: Mapping[str, str], name: str, default: float, integer: bool = F
     return value
 
 
-def check_endpoint(endpoint: str, where: str = "endpoint") -> str:
+def check_endpoint(endpoint: str, where: str = "endpoint", object_storage: bool = True) -> str:
+    """An http(s) hub or mirror URL, or (``object_storage``) ``s3://bucket[/prefix]``."""
     parsed = urllib.parse.urlsplit(endpoint)
+    if object_storage and parsed.scheme == "s3":
+        if not parsed.netloc or parsed.query or parsed.fragment:
+            raise UsageError(f"{where} {endpoint!r} is not s3://bucket[/prefix]")
+        return endpoint.rstrip("/")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"{where} {endpoint!r} is not an http(s) URL")
+        kinds = "an http(s) URL or s3://bucket[/prefix]" if object_storage else "an http(s) URL"
+        raise UsageError(f"{where} {endpoint!r} is not {kinds}")
     return endpoint.rstrip("/")
 
 

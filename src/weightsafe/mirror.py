@@ -1,0 +1,285 @@
+"""Mirrors: copy a model verified in the cache to a tree any static file server (nginx, a CDN,
+an S3 bucket) can serve in the hub's URL layout, and read the manifest back from such a tree.
+
+Layout, the same under a directory and under ``s3://bucket/prefix``::
+
+    {repo}/resolve/{commit}/{path}                        the model's files, byte for byte
+    {repo}/resolve/{commit}/.weightsafe/manifest.toml     the manifest they were verified against
+    {repo}/resolve/{revision} -> {commit}                 the revision name (``main``) as an alias:
+                                                          a relative symlink in a directory; in a
+                                                          bucket only the manifest is copied there
+
+``pull ORG/REPO[@REV] --endpoint MIRROR`` needs no hub API: when the endpoint does not answer the
+hub's listing, the manifest is fetched from ``resolve/{REV}/.weightsafe/manifest.toml`` and every
+file is still checked against its digests. A manifest or signature the puller already holds
+(``--manifest``, a NAME on the search path) is never replaced by the mirror's: then the mirror
+serves bytes only, and cannot forge them.
+
+A directory export is atomic per file (placed under a temporary name, then renamed), writes the
+manifest only after every file is in place (a tree with a manifest is complete), and is
+resumable and idempotent: files already exported with the same fingerprint are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import manifest as mf
+from .cache import Records, Stat, atomic_write
+from .errors import DiskError, HubError, IntegrityError, NotCachedError, UsageError
+from .placement import PRESENT, place, swap_symlink
+
+META = ".weightsafe"
+MANIFEST_NAME = "manifest.toml"
+EXPORT_SOURCE = "mirror-export"
+SKIPPED = "present"
+
+
+def manifest_relpath(repo: str, revision: str) -> str:
+    """Where a mirror keeps the manifest of ``repo`` at ``revision`` (a commit or an alias)."""
+    return f"{repo}/resolve/{revision}/{META}/{MANIFEST_NAME}"
+
+
+def file_relpath(repo: str, commit: str, path: str) -> str:
+    return f"{repo}/resolve/{commit}/{path}"
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    path: str     # inside the model
+    target: str   # where it now is (a path, or an s3:// URL)
+    method: str   # reflink | hardlink | copy | upload | present (already there, same bytes)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "target": self.target, "method": self.method}
+
+
+@dataclass
+class ExportReport:
+    name: str
+    repo: str
+    commit: str
+    destination: str
+    manifest: str
+    aliases: list[str] = field(default_factory=list)
+    files: list[ExportedFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    ok = True
+    exit_code = 0
+
+    @property
+    def changed(self) -> int:
+        return sum(f.method != SKIPPED for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {"command": "mirror export", "ok": True, "name": self.name, "repo": self.repo,
+                "commit": self.commit, "destination": self.destination, "manifest": self.manifest,
+                "aliases": self.aliases, "changed": self.changed, "notes": self.notes,
+                "files": [f.to_dict() for f in self.files]}
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A model as it is verified in the cache: the manifest to publish, its commit, its files."""
+
+    manifest: mf.Manifest
+    commit: str
+    directory: Path
+    records: dict[str, dict]
+
+    def source(self, path: str) -> Path:
+        return self.directory / path
+
+    def fingerprint(self, path: str) -> str | None:
+        return (self.records.get(path) or {}).get("xxh3-128")
+
+
+def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None, settings=None,
+                      jobs: int | None = None) -> Verified:
+    """The model NAME as verified in the cache now; refuses (exit 1) anything that is not."""
+    from .api import Context, locate
+    from .verify import verify_directory
+
+    from . import catalog
+
+    ctx = Context.make(cache_dir=cache_dir, settings=settings)
+    if catalog.is_repo_spec(name):
+        repo, rev = catalog.split_spec(name)
+        if catalog.pinned(ctx.cache, repo, revision or rev) is None:
+            raise NotVerifiedError(f"{name} is not in the cache {ctx.cache.root}; run `weightsafe pull {name}`; "
+                                   f"only a model verified in the cache can be exported")
+    try:
+        where = locate(ctx, name, revision=revision)
+    except NotCachedError as e:
+        raise NotVerifiedError(f"{e}; only a model verified in the cache can be exported") from None
+    m = where.manifest
+    assert m is not None and where.records is not None  # locate() of a cached model has both
+    report = verify_directory(m, where.directory, where.records, jobs=jobs)
+    if not report.ok:
+        bad = report.failures[0]
+        raise NotVerifiedError(f"{m.name} does not verify in the cache ({bad.path}: {bad.status}; "
+                               f"{len(report.failures)} file(s) failed); run `weightsafe pull {m.name}` "
+                               f"and export again")
+    data = where.records.load()
+    commit = m.revision if m.pinned else data.get("commit")
+    if not isinstance(commit, str) or not mf.FULL_COMMIT_RE.match(commit):
+        raise NotVerifiedError(f"{m.name}: the commit {m.revision} resolves to is unknown (the server sent "
+                               f"none), so it has no place in the hub's URL layout")
+    return Verified(published(m, commit, where.records.files()), commit, where.directory, where.records.files())
+
+
+class NotVerifiedError(IntegrityError):
+    """The model is not (or no longer) verified in the cache: a mirror must not spread it."""
+
+
+def published(m: mf.Manifest, commit: str, records: dict[str, dict]) -> mf.Manifest:
+    """The manifest a mirror serves: pinned to ``commit``, and every file carrying the digests it
+    was verified against at pull time (the hub's HEAD digests included), so that a puller that
+    has nothing but the mirror can still check every byte."""
+    sources = dict(m.sources)
+    files = []
+    for f in m.files:
+        record = records.get(f.path) or {}
+        extra = []
+        for alg, hexd in (record.get("digests") or {}).items():
+            src = (record.get("sources") or {}).get(alg) or EXPORT_SOURCE
+            if alg in mf.ALGORITHMS and mf.SOURCE_RE.match(src):
+                extra.append(mf.Digest(alg, hexd, src))
+                sources.setdefault(src, _describe_source(src))
+        files.append(replace(f, digests=f.supplemented(extra), size=f.size if f.size is not None
+                             else record.get("size")))
+    commit_field = None if m.pinned else commit
+    out = replace(m, files=tuple(files), sources=sources, commit=commit_field)
+    return mf.parse(mf.to_toml(out), f"<published {m.name}@{commit}>")
+
+
+def _describe_source(src: str) -> str:
+    return {"hub-head": "the hub's X-Linked-Etag / ETag at download time (verified by weightsafe)",
+            EXPORT_SOURCE: "digest verified by weightsafe when the model was pulled"}.get(
+        src, f"digest verified by weightsafe when the model was pulled ({src})")
+
+
+# ---------------------------------------------------------------- exporting
+
+def export(name: str, destination: str | os.PathLike, *, revision: str | None = None, cache_dir=None,
+           alias: str | None = None, jobs: int | None = None, settings=None) -> ExportReport:
+    """Export the verified model NAME (a manifest name or ``org/repo[@rev]``) to ``destination``:
+    a directory, or ``s3://bucket/prefix``. Returns what was written; re-running it is a no-op."""
+    v = verified_in_cache(name, revision, cache_dir=cache_dir, settings=settings, jobs=jobs)
+    alias = alias if alias is not None else _alias_for(v.manifest, revision, name)
+    dest = str(destination)
+    if dest.startswith("s3://"):
+        from .s3source import export_to_bucket
+
+        return export_to_bucket(v, dest, alias, jobs=jobs, settings=settings)
+    if "://" in dest:
+        raise UsageError(f"mirror destination {dest!r}: give a directory or s3://bucket/prefix")
+    return export_to_directory(v, Path(dest), alias)
+
+
+def _alias_for(m: mf.Manifest, revision: str | None, name: str) -> str | None:
+    """The revision name to alias: ``main`` for a pin of the default branch, else the name pulled."""
+    rev = revision or (name.partition("@")[2] if "@" in name else None) or (None if m.pinned else m.revision)
+    if rev is None:
+        rev = "main"
+    return None if mf.FULL_COMMIT_RE.match(rev) else rev
+
+
+def export_to_directory(v: Verified, root: Path, alias: str | None) -> ExportReport:
+    m = v.manifest
+    tmp = root / META / "tmp"
+    records = Records(root / META / "records" / f"{m.repo.replace('/', '--')}@{v.commit}.json")
+    done = records.files()
+    report = ExportReport(m.name, m.repo, v.commit, str(root), str(root / manifest_relpath(m.repo, v.commit)))
+    fresh: dict[str, dict] = {}
+    for f in m.files:
+        dst = root / file_relpath(m.repo, v.commit, f.path)
+        src = v.source(f.path)
+        fingerprint = v.fingerprint(f.path)
+        record = done.get(f.path)
+        if _unchanged(record, dst, fingerprint):
+            report.files.append(ExportedFile(f.path, str(dst), SKIPPED))
+            continue
+        method = place(src, dst, tmp, fingerprint)
+        report.files.append(ExportedFile(f.path, str(dst), SKIPPED if method == PRESENT else method))
+        stat = Stat.of(dst)
+        fresh[f.path] = {"size": stat.size, "mtime_ns": stat.mtime_ns, "ino": stat.ino, "xxh3-128": fingerprint}
+    if fresh:
+        records.update(fresh)
+    text = mf.to_toml(m).encode()
+    manifest_path = Path(report.manifest)
+    if not manifest_path.is_file() or manifest_path.read_bytes() != text:
+        _write(manifest_path, text)
+    if alias:
+        report.aliases.append(_link_alias(root / m.repo / "resolve", alias, v.commit))
+    return report
+
+
+def _unchanged(record: dict | None, dst: Path, fingerprint: str | None) -> bool:
+    try:
+        stat = Stat.of(dst)
+    except FileNotFoundError:
+        return False
+    return bool(fingerprint) and Records.unchanged(record, stat) and (record or {}).get("xxh3-128") == fingerprint
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise DiskError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _link_alias(resolve_dir: Path, alias: str, commit: str) -> str:
+    """``resolve/{alias} -> {commit}``, swapped atomically (a reader sees the old or new commit)."""
+    mf.check_relpath(alias, "revision")
+    link = resolve_dir / alias
+    target = os.path.relpath(resolve_dir / commit, link.parent)
+    if link.is_symlink() and os.readlink(link) == target:
+        return str(link)
+    if link.exists() and not link.is_symlink():
+        raise UsageError(f"{link} exists and is not a symlink; remove it to let the alias {alias!r} point "
+                         f"at {commit}")
+    try:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        swap_symlink(link, target)
+    except OSError as e:
+        raise DiskError(f"cannot link {link} -> {target}: {e.strerror or e}") from None
+    return str(link)
+
+
+# ---------------------------------------------------------------- reading a mirror's manifest
+
+def fetch_manifest(client, repo: str, revision: str) -> mf.Manifest | None:
+    """The manifest a mirror publishes for ``repo`` at ``revision``, re-keyed as a pin of ``repo``
+    at its commit (so its files are fetched from ``resolve/{commit}``); None when it has none."""
+    relpath = f"{META}/{MANIFEST_NAME}"
+    getter = getattr(client, "read_small", None)
+    if getter is not None:  # object storage
+        raw = getter(repo, revision, relpath)
+    else:
+        url = client.file_url(repo, revision, relpath)
+        resp = client.request("GET", url, headers={"Accept-Encoding": "identity"}, what=f"{repo}@{revision}: "
+                              f"mirror manifest")
+        with resp:
+            if resp.status_code >= 400:  # no mirror here: the caller reports why the hub's API failed
+                return None
+            raw = resp.content
+    if raw is None:
+        return None
+    origin = f"{client.endpoint}/{manifest_relpath(repo, revision)}"
+    m = mf.parse(raw, origin)
+    commit = m.revision if m.pinned else m.commit
+    if m.repo != repo or not commit or not mf.FULL_COMMIT_RE.match(commit):
+        raise HubError(f"{origin}: describes {m.repo}@{commit or m.revision}, not a pin of {repo}; "
+                       f"the mirror is inconsistent")
+    if mf.FULL_COMMIT_RE.match(revision) and revision != commit:
+        raise HubError(f"{origin}: pins commit {commit}, not {revision}; the mirror is inconsistent")
+    return replace(m, name=repo, revision=commit, commit=None)
+
+
+__all__ = ["export", "export_to_directory", "fetch_manifest", "verified_in_cache", "published",
+           "ExportReport", "ExportedFile", "Verified", "NotVerifiedError", "manifest_relpath", "file_relpath"]
