@@ -3,7 +3,7 @@
 Why these numbers: each file in flight already runs one thread per digest plus a writer (see
 pipeline.py), so files in parallel are there to fill the remaining cores and to hide one slow
 connection behind others, not to multiply threads. Each file holds a fixed pool of buffers
-(about 12 MiB), so the caps also keep peak memory under 200 MB at any model size.
+(8-12 MiB), so the caps also keep peak memory under 200 MB at any model size.
 """
 
 from __future__ import annotations
