@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import DiskError, HubError, HubUnreachable, IntegrityError, OfflineError, UsageError
-from .hashing import MultiHasher, feed_file
+from .cache import nofollow
+from .hashing import MultiHasher
 from .hub import RemoteFile
 from .transfer import Cancelled, PartFile, TransferResult
 
@@ -199,20 +200,8 @@ def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], 
 
     key = client.key_of(url)
     label = label or key.rsplit("/", 1)[-1]
-    state = part.state()
-    offset = part.size()
-    if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
-                   or (size is not None and offset > size)):
-        part.discard()
-        offset = 0
-    part.path.parent.mkdir(parents=True, exist_ok=True)
-    part.save_state(expect=expect, size=size, validator=expect)
-    hasher = MultiHasher(algs, size)
-    if offset:
-        feed_file(part.path, hasher, limit=offset)
-        if progress:
-            progress(offset)
-    resumed_from, fetched, restarts, failures = offset, 0, 0, 0
+    hasher, _ = part.resume(expect, size, algs, progress)  # S3 resumes bind to the ETag itself (IfMatch)
+    resumed_from, fetched, restarts, failures = hasher.count, 0, 0, 0
     max_attempts = max_attempts if max_attempts is not None else client.retries + 1
     backoff = backoff if backoff is not None else client.backoff
     while size is None or hasher.count < size:
@@ -226,7 +215,7 @@ def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], 
             body = _get(client, kw, label, hasher.count, size)
             if body is None:  # nothing left to send
                 break
-            with open(part.path, "ab" if hasher.count else "wb") as fh:
+            with open(part.path, "ab" if hasher.count else "wb", opener=nofollow) as fh:
                 while chunk := body.read(CHUNK):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled(label)

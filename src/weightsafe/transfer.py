@@ -84,6 +84,29 @@ class PartFile:
         refuse_planted(self.path)
         refuse_planted(self.state_path)
 
+    def resume(self, expect: str | None, size: int | None, algs: tuple[str, ...],
+               progress: Callable[[int], None] | None = None) -> tuple[MultiHasher, str | None]:
+        """Reopen the part for the file version ``expect`` of ``size`` bytes, for any source (HTTP,
+        S3). Bytes begun for another version or size are discarded; kept bytes are re-read through
+        a fresh hasher (a local read, cheaper than the network). Returns the hasher, whose count is
+        the offset to resume from, and the validator the kept bytes were fetched under."""
+        self.refuse_planted()
+        state = self.state()
+        offset = self.size()
+        if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
+                       or (size is not None and offset > size)):
+            self.discard()
+            offset = 0
+        validator = state.get("validator") if offset else None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.save_state(expect=expect, size=size, validator=validator)
+        hasher = MultiHasher(algs, size)
+        if offset:
+            feed_file(self.path, hasher, limit=offset)
+            if progress:
+                progress(offset)
+        return hasher, validator
+
     def size(self) -> int:
         try:
             return self.path.stat().st_size
@@ -105,22 +128,8 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
     ETag at HEAD time): a part begun for another version, or another size, starts over.
     Setting ``cancel`` raises ``Cancelled`` within about HANDOFF seconds, leaving the part resumable."""
-    part.refuse_planted()
-    state = part.state()
-    offset = part.size()
-    if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
-                   or (size is not None and offset > size)):
-        part.discard()
-        offset = 0
-    validator = state.get("validator") if offset else None
-    part.path.parent.mkdir(parents=True, exist_ok=True)
-    part.save_state(expect=expect, size=size, validator=validator)
-    hasher = MultiHasher(algs, size)
-    if offset:
-        feed_file(part.path, hasher, limit=offset)
-        if progress:
-            progress(offset)
-    resumed_from, fetched, restarts, failures = offset, 0, 0, 0
+    hasher, validator = part.resume(expect, size, algs, progress)
+    resumed_from, fetched, restarts, failures = hasher.count, 0, 0, 0
     label = label or url.rsplit("/", 1)[-1]
     max_attempts = max_attempts if max_attempts is not None else client.retries + 1
     backoff = backoff if backoff is not None else client.backoff
