@@ -195,3 +195,12 @@ def test_a_signature_guards_the_hf_cache_and_a_deploy_dir_too(signed, ws, env, t
     target.write_bytes(bytes(data))
     bad = ws("verify", "--local-dir", str(deploy), "--signature", str(sig), "--public-key", str(pub))
     assert bad.code == 1 and SHARD in bad.err
+
+
+def test_the_api_names_the_file_a_signature_refuses(signed, env):
+    import weightsafe
+
+    r, _, sig, pub, _ = signed
+    with pytest.raises(weightsafe.PullFailed) as refused:  # the manifest omits README.md; the signature covers it
+        weightsafe.pull(r.name, signature=sig, public_key=pub)
+    assert refused.value.exit_code == 1 and "README.md: signed but missing" in str(refused.value)

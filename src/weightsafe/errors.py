@@ -93,7 +93,8 @@ class PullFailed(WeightsafeError):
     def __init__(self, report):
         self.report = report
         self.exit_code = report.exit_code
-        super().__init__(first_of([f.message for f in report.failures]))
+        signed = report.signature.failures if report.signature is not None else []
+        super().__init__(first_of([f.message for f in report.failures + signed]))
 
 
 class Interrupted(WeightsafeError):

@@ -38,7 +38,6 @@ ALLOWED: set[tuple[str, str]] = (
 )
 MEMBER_RE = re.compile(r"^(?P<prefix>[^/]+)/(data\.pkl|version|byteorder|\.format_version|\.storage_alignment|"
                        r"\.data/version|\.data/serialization_id|data/(?P<key>\d+))$")
-CALLING_OPS = {"GLOBAL", "STACK_GLOBAL", "INST"}
 FORBIDDEN_OPS = {"EXT1": "extension registry lookup", "EXT2": "extension registry lookup",
                  "EXT4": "extension registry lookup", "OBJ": "OBJ opcode (calls an object built on the stack)"}
 _UNKNOWN = object()
