@@ -22,6 +22,7 @@ so other work on the machine keeps its cache).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -123,13 +124,32 @@ class Results:
         return "\n".join(lines)
 
 
-def serve(files: dict[str, bytes], repo: str, commit: str, work: Path, name: str):
+@contextlib.contextmanager
+def serve(files: dict[str, bytes], repo: str, commit: str, work: Path, name: str, cdn: str = "nginx"):
+    """The hub replica (API, resolve, redirects) with its CDN: by default a real nginx serving the
+    blobs with sendfile, as a production CDN does, so that the server's CPU is not inside every
+    figure (the Python CDN burns ~1.9 CPU-s a GiB of the 2 cores the clients share)."""
     state = HubState()
     state.add_repo(repo, commit, files)
     state.fault("throttle", host="cdn", times=None, chunk=1 << 20)  # no throttle: 1 MiB writes, less server CPU
     (work / "m").mkdir(exist_ok=True)
     (work / "m" / f"{name}.toml").write_text(manifest_for(name, repo, commit, files))
-    return HubReplica(state)
+    with contextlib.ExitStack() as stack:
+        hub = stack.enter_context(HubReplica(state))
+        if cdn == "nginx":
+            from tests import nginx
+
+            if not nginx.NGINX:
+                raise SystemExit("nginx is not installed (apt-get install nginx-light), or pass --cdn python")
+            blobs = work / "cdn" / "repos"
+            blobs.mkdir(parents=True, exist_ok=True)
+            for sha, data in state.blobs.items():
+                (blobs / sha).write_bytes(data)
+            os.sync()  # no writeback of the served copies left to compete with the clients' writes
+            server = stack.enter_context(nginx.nginx(work / "cdn", work / "nginx"))
+            for handler in {s.RequestHandlerClass for s in hub._servers}:
+                handler.cdn_base = server.url()
+        yield hub
 
 
 def env_for(hub, work: Path) -> dict:
@@ -144,7 +164,7 @@ def bench_pull(args, res: Results, rounds: int):
     repo, commit = "bench/shards", "b" * 40
     work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
     try:
-        with serve(files, repo, commit, work, "shards") as hub:
+        with serve(files, repo, commit, work, "shards", args.cdn) as hub:
             env = env_for(hub, work)
             urls = " ".join(f"{hub.url}/{repo}/resolve/{commit}/{p}" for p in files)
             n = args.curl_jobs
@@ -171,7 +191,7 @@ def bench_one(args, res: Results, rounds: int):
     repo, commit = "bench/one", "o" * 40
     work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
     try:
-        with serve(files, repo, commit, work, "one") as hub:
+        with serve(files, repo, commit, work, "one", args.cdn) as hub:
             env = env_for(hub, work)
             url = f"{hub.url}/{repo}/resolve/{commit}/model.safetensors"
             ref_name = f"max(curl + sync, openssl md5) ({size >> 20} MiB, 1 file)"
@@ -197,7 +217,7 @@ def bench_verify(args, res: Results, rounds: int, which: str):
     repo, commit = "bench/verify", "v" * 40
     work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
     try:
-        with serve(files, repo, commit, work, "verify") as hub:
+        with serve(files, repo, commit, work, "verify", args.cdn) as hub:
             env = {**env_for(hub, work), "WEIGHTSAFE_CACHE": str(work / "cache")}
             run(WS + ["pull", "verify", "-q"], env)
         paths = [str(p) for p in (work / "cache").rglob("*.safetensors")]
@@ -276,6 +296,17 @@ def bench_structure(args, res: Results):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def compile_bytecode() -> None:
+    """Time weightsafe as installed: pip writes bytecode at install, but an editable install run
+    with PYTHONDONTWRITEBYTECODE=1 (as on this project's machines) would recompile every module
+    in every timed process (~0.1 s each)."""
+    import compileall
+
+    import weightsafe
+
+    compileall.compile_dir(str(Path(weightsafe.__file__).parent), quiet=2)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -285,11 +316,14 @@ def main():
     ap.add_argument("--curl-jobs", type=int, default=4)
     ap.add_argument("--only", default="pull,one,verify,fingerprint,check")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cdn", choices=("nginx", "python"), default="nginx",
+                    help="what serves the blobs: real nginx with sendfile (default), or the Python replica")
     ap.add_argument("--tmp", default=None, help="where to put the files (a disk, not tmpfs)")
     args = ap.parse_args()
     only = set(args.only.split(","))
     res = Results()
     start = time.monotonic()
+    compile_bytecode()
     if "pull" in only:
         bench_pull(args, res, args.rounds)
     if "one" in only:

@@ -73,6 +73,8 @@ http {{
   fastcgi_temp_path {workdir}/fastcgi;
   uwsgi_temp_path {workdir}/uwsgi;
   scgi_temp_path {workdir}/scgi;
+  sendfile on;
+  tcp_nopush on;
   server {{
 {listen}
     root {root};

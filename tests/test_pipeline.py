@@ -65,15 +65,18 @@ def test_the_producer_waits_for_the_slowest_sink_so_memory_is_a_fixed_pool():
     pipe.close()
 
 
-def test_the_writer_hands_dirty_pages_to_writeback_and_writes_every_byte(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "WRITEBACK_EVERY", 1000)
-    monkeypatch.setattr(pipeline, "FDATASYNC_EVERY", 1000)
+def test_the_writer_flushes_as_it_goes_and_writes_every_byte(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "SYNC_EVERY", 1000)
+    monkeypatch.setattr(pipeline, "SYNC_INTERVAL", 0)
+    synced = []
+    monkeypatch.setattr(pipeline, "_fdatasync", lambda fd: synced.append(os.fstat(fd).st_size))
     data = os.urandom(50_000)
     with open(tmp_path / "f", "wb", buffering=0) as fh:
         w = Writer(fh.fileno())
         for i in range(0, len(data), 777):
             w(memoryview(data[i:i + 777]))
     assert (tmp_path / "f").read_bytes() == data and w.pos == len(data)
+    assert len(synced) >= 30 and all(b - a >= 1000 for a, b in zip(synced, synced[1:]))
 
 
 def test_reading_a_file_hashes_it_once_with_every_algorithm_in_parallel(tmp_path):

@@ -10,11 +10,10 @@ consumers fall behind, the producer waits for a free buffer, so memory stays fla
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import queue
 import threading
+import time
 from typing import Callable, Sequence
 
 BUFFER = 4 * 1024 * 1024  # bytes per buffer: few GIL round trips per second, even at GB/s
@@ -110,68 +109,38 @@ class Pipeline:
 
 # ---------------------------------------------------------------- writing with early writeback
 
-_SYNC_FILE_RANGE_WAIT_BEFORE, _SYNC_FILE_RANGE_WRITE, _SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
-WRITEBACK_EVERY = 16 * 1024 * 1024  # start writing back each 16 MiB as soon as it is written
-FDATASYNC_EVERY = 64 * 1024 * 1024  # where sync_file_range is missing: a periodic fdatasync
-
-
-def _load_sync_file_range():
-    """libc's sync_file_range (Linux only; Python's os module does not wrap it)."""
-    if not hasattr(os, "posix_fadvise"):  # not Linux-like: no sync_file_range either
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_sync_file_range = _load_sync_file_range()
+SYNC_EVERY = 16 * 1024 * 1024  # fdatasync after each 16 MiB written...
+SYNC_INTERVAL = 0.05           # ...but not more often than this (a flush per few ms on a fast disk)
 
 
 class Writer:
-    """A sink that appends to an open file and pushes dirty pages to disk behind itself.
+    """A sink that appends to an open file and flushes it to disk as it goes.
 
     Why: the commit's fsync must not start flushing a whole multi-GB file only after the last
-    byte arrived. Each written window is handed to writeback at once (sync_file_range WRITE),
-    and the window before it is waited for, so dirty memory stays bounded and the final fsync
-    finds little left to do. Where sync_file_range is missing, an fdatasync every 64 MiB.
+    byte arrived. The writer runs on its own thread, so an fdatasync every 16 MiB (at most every
+    50 ms) overlaps the download: dirty memory stays bounded per file, the disk gets large
+    sequential writes of one file at a time, and the final fsync finds almost nothing left.
+    Measured on this project's 2-core machines, this beat sync_file_range windows handed to
+    writeback ahead of the writer (median 3.65 s vs 4.08 s for 1 GiB in 9 files, 6 rounds):
+    several files' small windows interleaved gave the disk short writes.
     """
 
     def __init__(self, fd: int, start: int = 0):
         self.fd = fd
         self.pos = start
-        self._flushed = start      # everything before this was handed to writeback
-        self._previous = start     # start of the window handed over last time
-        self._synced = start
+        self._synced, self._synced_at = start, time.monotonic()
 
     def __call__(self, view: memoryview) -> None:
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
             self.pos += n
-        if _sync_file_range is not None:
-            if self.pos - self._flushed >= WRITEBACK_EVERY:
-                self._range(self._flushed, self.pos - self._flushed, _SYNC_FILE_RANGE_WRITE)
-                if self._flushed > self._previous:
-                    self._range(self._previous, self._flushed - self._previous,
-                                _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER)
-                self._previous, self._flushed = self._flushed, self.pos
-        elif self.pos - self._synced >= FDATASYNC_EVERY:
-            os.fdatasync(self.fd) if hasattr(os, "fdatasync") else os.fsync(self.fd)
-            self._synced = self.pos
-
-    def _range(self, offset: int, length: int, flags: int) -> None:
-        if _sync_file_range(self.fd, offset, length, flags) != 0:  # type: ignore[misc]
-            _disable_writeback()  # an optimisation only: a file system without it must not fail a pull
+        if self.pos - self._synced >= SYNC_EVERY and time.monotonic() - self._synced_at >= SYNC_INTERVAL:
+            _fdatasync(self.fd)
+            self._synced, self._synced_at = self.pos, time.monotonic()
 
 
-def _disable_writeback() -> None:
-    global _sync_file_range
-    _sync_file_range = None
+_fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 # ---------------------------------------------------------------- reading files
