@@ -51,13 +51,13 @@ def test_resume_against_nginx_uses_its_etag_with_if_range(ws, mirror, seeds, cac
     path = "pytorch_model-00001-of-00007.bin"
     import requests
 
-    from weightsafe.transfer import PartFile
+    from weightsafe.transfer import PartFile, PartState
 
     head = requests.head(f"{url}/{r.repo}/resolve/{r.commit}/{path}")
     part = PartFile(cache_dir / "partial" / "codefuse-34b" / r.commit / (path + ".part"))
     part.path.parent.mkdir(parents=True)
     part.path.write_bytes(r.files[path][:50_000])
-    part.save_state(expect=head.headers["ETag"], size=len(r.files[path]), validator=head.headers["ETag"])
+    part.save_state(PartState(head.headers["ETag"], len(r.files[path]), head.headers["ETag"]))
     res = ws("pull", "codefuse-34b", "--endpoint", url, "--include", path, "--json")
     assert res.code == 0, res
     import json

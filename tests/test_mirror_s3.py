@@ -107,7 +107,7 @@ def test_a_flipped_byte_in_a_bucket_object_is_refused(ws, s3, in_bucket, seeds, 
 def test_a_pull_from_a_bucket_resumes_with_a_ranged_get(ws, s3, in_bucket, seeds, tmp_path):
     import boto3
 
-    from weightsafe.transfer import PartFile
+    from weightsafe.transfer import PartFile, PartState
 
     r = seeds["codefuse-34b"]
     path = "pytorch_model-00001-of-00007.bin"
@@ -117,7 +117,7 @@ def test_a_pull_from_a_bucket_resumes_with_a_ranged_get(ws, s3, in_bucket, seeds
     part = PartFile(node / "partial" / "codefuse-34b" / r.commit / (path + ".part"))
     part.path.parent.mkdir(parents=True)
     part.path.write_bytes(r.files[path][:40_000])
-    part.save_state(expect=etag, size=len(r.files[path]), validator=etag)
+    part.save_state(PartState(etag, len(r.files[path]), etag))
     res = ws("pull", "codefuse-34b", "--endpoint", in_bucket, "--cache-dir", str(node), "--include", path, "--json")
     assert res.code == 0, res
     outcome = json.loads(res.out)["files"][0]

@@ -16,6 +16,7 @@ from weightsafe import pipeline, transfer
 from weightsafe.hashing import FINGERPRINT_ALG, MultiHasher, hash_file
 from weightsafe.hub import HubClient
 from weightsafe.pipeline import Pipeline, Writer, read_file
+from weightsafe.transfer import PartFile, PartState
 
 
 @given(pieces=st.lists(st.binary(max_size=300), max_size=40), size=st.sampled_from([1, 7, 64, 4096]),
@@ -150,3 +151,24 @@ def test_jobs_follow_the_cores_and_the_file_count(monkeypatch):
     assert concurrency.pull_jobs(8) == 8 and concurrency.pull_jobs(100) == concurrency.MAX_FILES_IN_FLIGHT
     assert concurrency.verify_jobs(3) == 3 and concurrency.verify_jobs(100) == concurrency.MAX_FILES_IN_FLIGHT
     assert concurrency.pull_jobs(100, requested=12) == 12 and concurrency.verify_jobs(5, requested=1) == 1
+
+
+def test_a_part_resumes_only_for_the_file_version_and_size_it_was_begun_for(tmp_path):
+    part = PartFile(tmp_path / "f.part")
+    part.path.write_bytes(b"x" * 10)
+    part.save_state(PartState('"v1"', 20, '"v1"'))
+    hasher, validator = part.resume('"v1"', 20, ("sha256",))
+    assert (hasher.count, validator) == (10, '"v1"')
+    assert hasher.hexdigests()["sha256"] == hashlib.sha256(b"x" * 10).hexdigest()
+    hasher, validator = part.resume('"v2"', 20, ("sha256",))  # a new upload: never mix versions
+    assert (hasher.count, validator, part.size()) == (0, None, 0)
+    assert part.state() == PartState('"v2"', 20, None)
+
+
+def test_a_part_state_that_cannot_be_trusted_starts_the_part_over(tmp_path):
+    part = PartFile(tmp_path / "f.part")
+    part.path.write_bytes(b"x" * 10)
+    part.state_path.write_text('{"expect": 5, "size": "10", "validator": ["e"]}')
+    assert part.state() == PartState(None, None, None)
+    hasher, validator = part.resume('"etag"', 20, ("sha256",))
+    assert (hasher.count, validator, part.size()) == (0, None, 0)

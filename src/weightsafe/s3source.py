@@ -27,7 +27,7 @@ from .errors import DiskError, HubError, HubUnreachable, IntegrityError, Offline
 from .cache import nofollow
 from .hashing import MultiHasher
 from .hub import RemoteFile
-from .transfer import Cancelled, PartFile, TransferResult
+from .transfer import Cancelled, PartFile, PartState, TransferResult
 
 CHUNK = 1024 * 1024
 MULTIPART_CHUNK = 8 * 1024 * 1024
@@ -236,7 +236,7 @@ def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], 
                 progress(-hasher.count)
             hasher = MultiHasher(algs, size)
             expect = None  # bind to whatever is there now; the digests judge it
-            part.save_state(expect=None, size=size, validator=None)
+            part.save_state(PartState(None, size, None))
         except (bx.BotoCoreError, ConnectionError, TimeoutError) as e:
             fetched += hasher.count - before
             failures = 0 if hasher.count > before else failures + 1

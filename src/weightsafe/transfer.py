@@ -65,19 +65,43 @@ class _Restart(Exception):
         self.etag = etag
 
 
+@dataclass(frozen=True)
+class PartState:
+    """What a part's bytes were begun for: the file version (``expect``, the hub's ETag at HEAD
+    time), its size, and the validator the bytes on disk were fetched under (sent as If-Range).
+    The resume offset is not here: it is the part's own size, which cannot disagree with it."""
+
+    expect: str | None = None
+    size: int | None = None
+    validator: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> "PartState":
+        """The state on disk; a missing, unreadable or mistyped one is no state (the part then
+        starts over: a hint that cannot be trusted is not used)."""
+        raw = read_json_object(path)
+        expect, size, validator = raw.get("expect"), raw.get("size"), raw.get("validator")
+        return cls(expect if isinstance(expect, str) else None,
+                   size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+                   validator if isinstance(validator, str) else None)
+
+    def encode(self) -> bytes:
+        return json.dumps({"expect": self.expect, "size": self.size, "validator": self.validator}).encode()
+
+
 class PartFile:
-    """A partial download and its state (the validator it was started with)."""
+    """A partial download and its state; the only writer of both."""
 
     def __init__(self, path: Path):
         self.path = path
         self.state_path = Path(str(path) + ".json")
 
-    def state(self) -> dict:
-        return read_json_object(self.state_path)
+    def state(self) -> PartState:
+        return PartState.load(self.state_path)
 
-    def save_state(self, **state) -> None:
+    def save_state(self, state: PartState) -> None:
         refuse_planted(self.state_path)
-        atomic_write(self.state_path, json.dumps(state).encode())  # O_EXCL temp, then rename
+        atomic_write(self.state_path, state.encode())  # O_EXCL temp, then rename
 
     def refuse_planted(self) -> None:
         """Before reading or writing: the part and its state are files this cache wrote."""
@@ -93,13 +117,13 @@ class PartFile:
         self.refuse_planted()
         state = self.state()
         offset = self.size()
-        if offset and (expect is None or state.get("expect") != expect or state.get("size") != size
+        if offset and (expect is None or state.expect != expect or state.size != size
                        or (size is not None and offset > size)):
             self.discard()
             offset = 0
-        validator = state.get("validator") if offset else None
+        validator = state.validator if offset else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.save_state(expect=expect, size=size, validator=validator)
+        self.save_state(PartState(expect, size, validator))
         hasher = MultiHasher(algs, size)
         if offset:
             feed_file(self.path, hasher, limit=offset)
@@ -139,7 +163,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
         nonlocal validator
         if new != validator:
             validator = new
-            part.save_state(expect=expect, size=size, validator=validator)
+            part.save_state(PartState(expect, size, validator))
 
     while size is None or hasher.count < size:
         before = hasher.count
