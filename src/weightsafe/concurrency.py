@@ -3,14 +3,14 @@
 Why these numbers: each file in flight already runs one thread per digest plus a writer (see
 pipeline.py), so files in parallel are there to fill the remaining cores and to hide one slow
 connection behind others, not to multiply threads. Each file holds a fixed pool of buffers
-(8-12 MiB), so the caps also keep peak memory under 200 MB at any model size.
+(4 x 1 MiB), so the caps also keep peak memory under 200 MB at any model size.
 """
 
 from __future__ import annotations
 
 import os
 
-MAX_FILES_IN_FLIGHT = 8  # x ~12 MiB of buffers: < 200 MB peak RSS with the interpreter and torch-free imports
+MAX_FILES_IN_FLIGHT = 8  # x 4 MiB of buffers: < 200 MB peak RSS with the interpreter and torch-free imports
 
 
 def cores() -> int:

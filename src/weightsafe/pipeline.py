@@ -16,8 +16,12 @@ import threading
 import time
 from typing import Callable, Sequence
 
-BUFFER = 4 * 1024 * 1024  # bytes per buffer: few GIL round trips per second, even at GB/s
-BUFFERS = 3               # buffers per pipeline: one filling, two being consumed
+# Each buffer is passed over by every consumer (a read or receive, 2-3 digests, a write): at
+# 1 MiB, a file's 4 buffers stay in the CPU's cache between those passes. Measured on 2 cores:
+# a 1 GiB pull in 9 files 3.12 s with 1 MiB buffers vs 3.32 s with 2 MiB and 3.68 s with 4 MiB
+# (medians of 5), verify --full 1.72 s vs 1.76 s with 3 x 4 MiB; still few GIL round trips.
+BUFFER = 1024 * 1024  # bytes per buffer
+BUFFERS = 4           # buffers per pipeline: one filling, the rest being consumed
 
 Sink = Callable[[memoryview], object]
 

@@ -30,9 +30,9 @@ from .cache import atomic_write, nofollow, read_json_object, refuse_planted
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
 from .hub import HubClient, _reason, describe_http_error
-from .pipeline import Pipeline, Writer
+from .pipeline import BUFFER, BUFFERS, Pipeline, Writer
 
-CHUNK = 2 * 1024 * 1024  # bytes per buffer: big for the GIL, small for what a kill -9 loses in flight
+CHUNK = BUFFER  # bytes per buffer: cache-sized (see pipeline.py), little lost in flight to a kill -9
 HANDOFF = 0.01           # seconds: bytes are handed on (to disk, to progress) at least this often, so a kill -9 loses little
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 STREAM_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
@@ -242,7 +242,7 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
             remember(got)
         mode = "ab" if offset else "wb"
         with open(part.path, mode, buffering=0, opener=nofollow) as fh, \
-                Pipeline(hasher.sinks() + [Writer(fh.fileno(), offset)], buffers=4, size=CHUNK) as pipe:
+                Pipeline(hasher.sinks() + [Writer(fh.fileno(), offset)], buffers=BUFFERS, size=CHUNK) as pipe:
             guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())
             received = _pump(resp.raw, pipe, hasher, progress, cancel, size, guard)
         if cancel is not None and cancel.is_set():
