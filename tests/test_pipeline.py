@@ -153,6 +153,17 @@ def test_jobs_follow_the_cores_and_the_file_count(monkeypatch):
     assert concurrency.pull_jobs(100, requested=12) == 12 and concurrency.verify_jobs(5, requested=1) == 1
 
 
+def test_files_in_flight_share_one_buffer_budget_so_memory_stays_flat():
+    from weightsafe import concurrency
+    from weightsafe.pipeline import BUFFER, BUFFERS
+
+    alone = concurrency.transfer_buffers(1)
+    assert alone > BUFFERS and alone * BUFFER <= concurrency.TRANSFER_MEMORY  # a lone file may run ahead
+    for jobs in range(1, 3 * concurrency.MAX_FILES_IN_FLIGHT):
+        held = jobs * concurrency.transfer_buffers(jobs) * BUFFER
+        assert held <= max(concurrency.TRANSFER_MEMORY, jobs * BUFFERS * BUFFER)
+
+
 def test_a_part_resumes_only_for_the_file_version_and_size_it_was_begun_for(tmp_path):
     part = PartFile(tmp_path / "f.part")
     part.path.write_bytes(b"x" * 10)

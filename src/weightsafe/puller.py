@@ -8,6 +8,7 @@ committed) once the rest is done, so concurrent pulls share the work instead of 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from filelock import Timeout
 
 from .cache import Cache, Records, Stat
-from .concurrency import pull_jobs
+from .concurrency import pull_jobs, transfer_buffers
 from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, Interrupted, OfflineError,
                      WeightsafeError, first_of)
 from .hashing import FINGERPRINT_ALG
@@ -308,7 +309,7 @@ class Puller:
         algs = tuple(d.alg for d in expected) + (FINGERPRINT_ALG,)
         url = self.client.file_url(self.m.repo, self.m.revision, entry.path)
         self.progress.file_start(entry.path, size)
-        result = _transfer_for(self.client)(self.client, url, part, algs, size, remote.etag,
+        result = _transfer_for(self.client, self.jobs)(self.client, url, part, algs, size, remote.etag,
                           progress=lambda n: self.progress.advance(entry.path, n), label=entry.path,
                           cancel=self.cancel)
         outcome = FileOutcome(entry.path, "downloaded", size=result.size, fetched=result.fetched,
@@ -429,14 +430,14 @@ class Puller:
         return PullPlan(self.m.name, self.m.repo, self.m.revision, str(self.directory), planned, self.notes)
 
 
-def _transfer_for(client):
+def _transfer_for(client, jobs: int):
     """The downloader for the endpoint's scheme: ranged HTTP GETs, or ranged S3 GETs (s3source.py);
     both fill the same .part file and return the same digests."""
     if client.endpoint.startswith("s3://"):
         from .s3source import download as s3_download
 
         return s3_download
-    return download
+    return functools.partial(download, buffers=transfer_buffers(jobs))
 
 
 def _gb(n: int) -> str:
