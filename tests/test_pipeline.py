@@ -66,18 +66,44 @@ def test_the_producer_waits_for_the_slowest_sink_so_memory_is_a_fixed_pool():
     pipe.close()
 
 
-def test_the_writer_flushes_as_it_goes_and_writes_every_byte(tmp_path, monkeypatch):
+def test_the_writer_flushes_behind_itself_with_bounded_dirty_bytes_and_writes_every_byte(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "SYNC_EVERY", 1000)
     monkeypatch.setattr(pipeline, "SYNC_INTERVAL", 0)
+    monkeypatch.setattr(pipeline, "DIRTY_LIMIT", 5000)
     synced = []
-    monkeypatch.setattr(pipeline, "_fdatasync", lambda fd: synced.append(os.fstat(fd).st_size))
+
+    def slow_fdatasync(fd):
+        synced.append(os.fstat(fd).st_size)
+        time.sleep(0.002)
+
+    monkeypatch.setattr(pipeline, "_fdatasync", slow_fdatasync)
     data = os.urandom(50_000)
     with open(tmp_path / "f", "wb", buffering=0) as fh:
         w = Writer(fh.fileno())
         for i in range(0, len(data), 777):
             w(memoryview(data[i:i + 777]))
+            assert w.pos - (synced[-1] if synced else 0) <= 5000  # never more than the limit unflushed
+        w.close()
     assert (tmp_path / "f").read_bytes() == data and w.pos == len(data)
-    assert len(synced) >= 30 and all(b - a >= 1000 for a, b in zip(synced, synced[1:]))
+    assert len(synced) >= 5 and synced == sorted(synced)
+
+
+def test_a_flush_that_fails_is_raised_by_the_writer(tmp_path, monkeypatch):
+    import errno
+
+    monkeypatch.setattr(pipeline, "SYNC_EVERY", 1000)
+    monkeypatch.setattr(pipeline, "SYNC_INTERVAL", 0)
+
+    def failing(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(pipeline, "_fdatasync", failing)
+    with open(tmp_path / "f", "wb", buffering=0) as fh:
+        w = Writer(fh.fileno())
+        with pytest.raises(OSError, match="Input/output"):
+            for _ in range(100):
+                w(memoryview(b"x" * 777))
+            w.close()
 
 
 def test_reading_a_file_hashes_it_once_with_every_algorithm_in_parallel(tmp_path):

@@ -241,10 +241,14 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
                                      f"expected {size}; refusing a different file")
             remember(got)
         mode = "ab" if offset else "wb"
-        with open(part.path, mode, buffering=0, opener=nofollow) as fh, \
-                Pipeline(hasher.sinks() + [Writer(fh.fileno(), offset)], buffers=buffers, size=CHUNK) as pipe:
-            guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())
-            received = _pump(resp.raw, pipe, hasher, progress, cancel, size, guard)
+        with open(part.path, mode, buffering=0, opener=nofollow) as fh:
+            writer = Writer(fh.fileno(), offset)
+            try:
+                with Pipeline(hasher.sinks() + [writer], buffers=buffers, size=CHUNK) as pipe:
+                    guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())
+                    received = _pump(resp.raw, pipe, hasher, progress, cancel, size, guard)
+            finally:
+                writer.close()  # the flusher stops before the file closes; a failed flush is a disk error
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
         if expected_len is not None and received < expected_len:
