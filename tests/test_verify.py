@@ -78,3 +78,21 @@ def test_a_file_with_no_known_digest_cannot_pass(ws, volume, tmp_path):
 def test_verify_of_a_model_not_in_the_cache_says_how_to_get_it(ws):
     res = ws("verify", "codefuse-34b")
     assert res.code == 2 and "weightsafe pull codefuse-34b" in res.err
+
+
+def test_records_keep_their_json_form_and_one_that_does_not_parse_is_no_record(tmp_path):
+    import json
+
+    from weightsafe.cache import FileRecord, Records, Stat
+
+    records = Records(tmp_path / "records.json")
+    good = FileRecord(Stat(5, 6, 7), "ab", {"sha256": "cd"}, {"sha256": "hub-lfs"}, 1.5)
+    records.update({"a.safetensors": good, "b.safetensors": good})
+    raw = json.loads(records.path.read_text())
+    assert raw["files"]["a.safetensors"] == {"size": 5, "mtime_ns": 6, "ino": 7, "xxh3-128": "ab",
+                                             "digests": {"sha256": "cd"}, "sources": {"sha256": "hub-lfs"},
+                                             "verified_at": 1.5}  # the format earlier caches have
+    raw["files"]["b.safetensors"]["size"] = "5"
+    records.path.write_text(json.dumps(raw))
+    assert records.files() == {"a.safetensors": good}
+    assert good.matches(Stat(5, 6, 7)) and not good.matches(Stat(5, 6, 8))

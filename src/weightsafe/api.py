@@ -194,9 +194,9 @@ def _to_hf_cache(ctx: Context, m: Manifest, report: PullReport) -> None:
     records = ctx.cache.records(m.name, m.revision).files()
     placed = []
     for f in m.files:
-        record = records.get(f.path) or {}
+        record = records.get(f.path)
         placed.append(repo_cache.place(f.path, ctx.cache.final_path(m.name, m.revision, f.path), commit,
-                                       record.get("digests") or {}, record.get("xxh3-128")))
+                                       record.digests if record else {}, record.fingerprint if record else None))
     repo_cache.set_ref(m.revision, commit)
     if m.pinned and repo_cache.set_ref("main", commit, overwrite=False):
         report.notes.append(f"refs/main of {m.repo} in the Hugging Face cache now names {commit[:12]} (there was "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .cache import Cache, read_json_object
+from .cache import Cache, Records, read_json_object
 from .errors import UsageError
 from .manifest import FULL_COMMIT_RE
 
@@ -96,8 +96,7 @@ def list_models(cache: Cache) -> list[CachedModel]:
         revision = meta.get("revision") or rev
         commit = meta.get("commit") or (revision if FULL_COMMIT_RE.match(revision) else None)
         files = [p for p in directory.rglob("*") if p.is_file()]
-        recs = meta.get("files") if isinstance(meta.get("files"), dict) else {}
-        stamps = [e.get("verified_at") for e in recs.values() if isinstance(e, dict) and e.get("verified_at")]
+        stamps = [r.verified_at for r in Records(path).files().values() if r.verified_at]
         verified = max(stamps) if stamps else (path.stat().st_mtime if path.is_file() else None)
         key = (repo, commit or f"{name}@{revision}")
         g = groups.setdefault(key, {"names": [], "revisions": [], "dirs": [], "files": 0, "bytes": 0,

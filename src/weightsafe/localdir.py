@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import manifest as mf
-from .cache import Records, Stat, atomic_write
+from .cache import FileRecord, Records, Stat, atomic_write
 from .errors import DiskError, UsageError
 from .placement import Placement, place
 
@@ -51,17 +51,13 @@ class LocalDir:
         except OSError as e:
             raise DiskError(f"cannot write {self.manifest_path}: {e.strerror or e}") from None
 
-    def place(self, relpath: str, src: Path, record: dict | None) -> tuple[Placement, dict | None]:
+    def place(self, relpath: str, src: Path, record: FileRecord | None) -> tuple[Placement, FileRecord | None]:
         """Place one verified file; returns where, and its record re-keyed to the new name's stat
         (so a later verify of the directory is a fingerprint check, not a full hash)."""
         mf.check_relpath(relpath)
         dst = self.root / relpath
-        method = place(src, dst, self.meta / "tmp", (record or {}).get("xxh3-128"))
-        entry = None
-        if record:
-            stat = Stat.of(dst)
-            entry = {**record, "size": stat.size, "mtime_ns": stat.mtime_ns, "ino": stat.ino}
-        return Placement(relpath, str(dst), method), entry
+        method = place(src, dst, self.meta / "tmp", record.fingerprint if record else None)
+        return Placement(relpath, str(dst), method), record.moved_to(Stat.of(dst)) if record else None
 
 
 __all__ = ["LocalDir", "META_DIR"]

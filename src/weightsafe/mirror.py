@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import manifest as mf
-from .cache import Records, Stat, atomic_write
+from .cache import FileRecord, Records, Stat, atomic_write
 from .errors import DiskError, HubError, IntegrityError, NotCachedError, UsageError
 from .placement import PRESENT, place, swap_symlink
 
@@ -88,13 +88,14 @@ class Verified:
     manifest: mf.Manifest
     commit: str
     directory: Path
-    records: dict[str, dict]
+    records: dict[str, FileRecord]
 
     def source(self, path: str) -> Path:
         return self.directory / path
 
     def fingerprint(self, path: str) -> str | None:
-        return (self.records.get(path) or {}).get("xxh3-128")
+        record = self.records.get(path)
+        return record.fingerprint if record else None
 
 
 def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None, settings=None,
@@ -135,22 +136,22 @@ class NotVerifiedError(IntegrityError):
     """The model is not (or no longer) verified in the cache: a mirror must not spread it."""
 
 
-def published(m: mf.Manifest, commit: str, records: dict[str, dict]) -> mf.Manifest:
+def published(m: mf.Manifest, commit: str, records: dict[str, FileRecord]) -> mf.Manifest:
     """The manifest a mirror serves: pinned to ``commit``, and every file carrying the digests it
     was verified against at pull time (the hub's HEAD digests included), so that a puller that
     has nothing but the mirror can still check every byte."""
     sources = dict(m.sources)
     files = []
     for f in m.files:
-        record = records.get(f.path) or {}
+        record = records.get(f.path)
         extra = []
-        for alg, hexd in (record.get("digests") or {}).items():
-            src = (record.get("sources") or {}).get(alg) or EXPORT_SOURCE
+        for alg, hexd in (record.digests if record else {}).items():
+            src = record.sources.get(alg) or EXPORT_SOURCE
             if alg in mf.ALGORITHMS and mf.SOURCE_RE.match(src):
                 extra.append(mf.Digest(alg, hexd, src))
                 sources.setdefault(src, _describe_source(src))
         files.append(replace(f, digests=f.supplemented(extra), size=f.size if f.size is not None
-                             else record.get("size")))
+                             else record.stat.size if record else None))
     commit_field = None if m.pinned else commit
     out = replace(m, files=tuple(files), sources=sources, commit=commit_field)
     return mf.parse(mf.to_toml(out), f"<published {m.name}@{commit}>")
@@ -194,7 +195,7 @@ def export_to_directory(v: Verified, root: Path, alias: str | None) -> ExportRep
     records = Records(root / META / "records" / f"{m.repo.replace('/', '--')}@{v.commit}.json")
     done = records.files()
     report = ExportReport(m.name, m.repo, v.commit, str(root), str(root / manifest_relpath(m.repo, v.commit)))
-    fresh: dict[str, dict] = {}
+    fresh: dict[str, FileRecord | None] = {}
     for f in m.files:
         dst = root / file_relpath(m.repo, v.commit, f.path)
         src = v.source(f.path)
@@ -205,8 +206,7 @@ def export_to_directory(v: Verified, root: Path, alias: str | None) -> ExportRep
             continue
         method = place(src, dst, tmp, fingerprint)
         report.files.append(ExportedFile(f.path, str(dst), SKIPPED if method == PRESENT else method))
-        stat = Stat.of(dst)
-        fresh[f.path] = {"size": stat.size, "mtime_ns": stat.mtime_ns, "ino": stat.ino, "xxh3-128": fingerprint}
+        fresh[f.path] = FileRecord(Stat.of(dst), fingerprint)
     if fresh:
         records.update(fresh)
     text = mf.to_toml(m).encode()
@@ -218,12 +218,12 @@ def export_to_directory(v: Verified, root: Path, alias: str | None) -> ExportRep
     return report
 
 
-def _unchanged(record: dict | None, dst: Path, fingerprint: str | None) -> bool:
+def _unchanged(record: FileRecord | None, dst: Path, fingerprint: str | None) -> bool:
     try:
         stat = Stat.of(dst)
     except FileNotFoundError:
         return False
-    return bool(fingerprint) and Records.unchanged(record, stat) and (record or {}).get("xxh3-128") == fingerprint
+    return bool(fingerprint) and record is not None and record.matches(stat) and record.fingerprint == fingerprint
 
 
 def _write(path: Path, data: bytes) -> None:

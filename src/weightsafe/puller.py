@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from filelock import Timeout
 
-from .cache import Cache, Records, Stat
+from .cache import Cache, FileRecord, Records, Stat
 from .concurrency import pull_jobs, transfer_buffers
 from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, Interrupted, OfflineError,
                      WeightsafeError, first_of)
@@ -192,7 +192,7 @@ class Puller:
         self.notes: list[str] = []
 
     # ---------------------------------------------------------------- plan
-    def _cached_size(self, entry: FileEntry, recorded: dict) -> int | None:
+    def _cached_size(self, entry: FileEntry, recorded: dict[str, FileRecord]) -> int | None:
         """The size of a verified copy at the final path, or None when it must be fetched.
 
         A copy whose stat matches a record covering today's manifest digests counts as is; any
@@ -204,8 +204,7 @@ class Puller:
         except FileNotFoundError:
             return None
         record = recorded.get(entry.path)
-        digests = (record or {}).get("digests") or {}
-        if Records.unchanged(record, stat) and digests and all(digests.get(d.alg) == d.hex for d in entry.digests) \
+        if record is not None and record.matches(stat) and record.covers(entry.digests) \
                 and entry.size in (None, stat.size):
             return stat.size
         verdict, new = verify_file(entry, path, record, full=True)
@@ -328,7 +327,7 @@ class Puller:
         except OSError as e:
             raise DiskError(f"{entry.path}: cannot move into the cache: {e.strerror or e}") from None
         part.discard()
-        self._record({entry.path: Records.entry(Stat.of(final), result.digests[FINGERPRINT_ALG], expected)})
+        self._record({entry.path: FileRecord.passed(Stat.of(final), result.digests[FINGERPRINT_ALG], expected)})
         self.progress.file_end(entry.path, "ok")
         return outcome
 
@@ -413,9 +412,7 @@ class Puller:
                 stat = None
             record = recorded.get(entry.path)
             if stat is not None:
-                digests = (record or {}).get("digests") or {}
-                fresh = Records.unchanged(record, stat) and digests and all(
-                    digests.get(d.alg) == d.hex for d in entry.digests)
+                fresh = record is not None and record.matches(stat) and record.covers(entry.digests)
                 planned.append(PlannedFile(entry.path, "cached" if fresh else "verify", stat.size))
             else:
                 have = part.size()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cache import Records, Stat
+from .cache import FileRecord, Records, Stat
 from .concurrency import verify_jobs
 from .errors import IntegrityError, first_of
 from .hashing import FINGERPRINT_ALG, hash_file
@@ -60,12 +60,12 @@ def explain(path: str, checks: list[DigestCheck]) -> str:
     return msg
 
 
-def expected_digests(entry: FileEntry, record: dict | None) -> tuple[Digest, ...]:
+def expected_digests(entry: FileEntry, record: FileRecord | None) -> tuple[Digest, ...]:
     """The manifest's digests, plus digests the hub gave at pull time for algorithms it lacks."""
-    record = record or {}
-    sources = record.get("sources") or {}
-    return entry.supplemented(Digest(alg, hexd, sources[alg])
-                              for alg, hexd in (record.get("digests") or {}).items() if alg in sources)
+    if record is None:
+        return entry.supplemented(())
+    return entry.supplemented(Digest(alg, hexd, record.sources[alg])
+                              for alg, hexd in record.digests.items() if alg in record.sources)
 
 
 @dataclass
@@ -126,9 +126,9 @@ class VerifyReport:
                 "signature": self.signature.to_dict() if self.signature else None}
 
 
-def verify_file(entry: FileEntry, path: Path, record: dict | None, full: bool,
-                progress: Callable[[int], None] | None = None) -> tuple[FileVerdict, dict | None]:
-    """Judge one file; returns the verdict and, after a passing full check, a new record entry."""
+def verify_file(entry: FileEntry, path: Path, record: FileRecord | None, full: bool,
+                progress: Callable[[int], None] | None = None) -> tuple[FileVerdict, FileRecord | None]:
+    """Judge one file; returns the verdict and, after a passing full check, a new record."""
     verdict = FileVerdict(entry.path, OK, expected_size=entry.size)
     try:
         stat = Stat.of(path)
@@ -148,15 +148,14 @@ def verify_file(entry: FileEntry, path: Path, record: dict | None, full: bool,
         verdict.status = UNVERIFIABLE
         verdict.message = f"{entry.path}: no digest is known for this file (manifest lists none)"
         return verdict, None
-    covered = record and record.get(FINGERPRINT_ALG) and all(
-        (record.get("digests") or {}).get(d.alg) == d.hex for d in expected)
+    covered = record is not None and record.fingerprint is not None and record.covers(expected)
     try:
         if covered and not full:
             verdict.method = "fingerprint"
             actual = hash_file(path, (FINGERPRINT_ALG,), stat.size, progress)[FINGERPRINT_ALG]
-            if actual != record[FINGERPRINT_ALG]:
+            if actual != record.fingerprint:
                 verdict.status = MISMATCH
-                verdict.checks = [DigestCheck(FINGERPRINT_ALG, "fingerprint", record[FINGERPRINT_ALG], actual)]
+                verdict.checks = [DigestCheck(FINGERPRINT_ALG, "fingerprint", record.fingerprint, actual)]
                 verdict.message = (f"{entry.path}: changed since it was verified (xxh3-128 fingerprint "
                                    f"differs); run `verify --full` to see which digest fails")
             return verdict, None
@@ -171,7 +170,7 @@ def verify_file(entry: FileEntry, path: Path, record: dict | None, full: bool,
         verdict.status = MISMATCH
         verdict.message = explain(entry.path, verdict.checks)
         return verdict, None
-    return verdict, Records.entry(stat, actual[FINGERPRINT_ALG], expected)
+    return verdict, FileRecord.passed(stat, actual[FINGERPRINT_ALG], expected)
 
 
 def unexpected_files(directory: Path, manifest: Manifest) -> list[str]:
