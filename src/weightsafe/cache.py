@@ -22,10 +22,13 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
 from .errors import DiskError, UsageError
 from .manifest import check_relpath
+
+if TYPE_CHECKING:  # filelock loads only where a lock is taken: not on read-only paths (verify, path)
+    from filelock import FileLock
 
 def slug(name: str) -> str:
     """File-system name of a model: ``org/repo`` becomes ``org--repo``."""
@@ -174,7 +177,6 @@ class Records:
 
     def __init__(self, path: Path):
         self.path = path
-        self._lock = FileLock(str(path) + ".lock")
 
     def load(self) -> dict:
         return read_json_object(self.path)
@@ -188,7 +190,9 @@ class Records:
     def update(self, entries: dict[str, FileRecord | None] | None = None, **meta) -> None:
         """Set (or, with None, drop) file entries and top-level metadata in one locked write."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        from filelock import FileLock
+
+        with FileLock(str(self.path) + ".lock"):
             data = self.load()
             files = data.setdefault("files", {})
             for path, entry in (entries or {}).items():
@@ -230,6 +234,8 @@ class Cache:
         path = self._under("locks", slug(name), _safe_rev(revision), internal_name(relpath, ".lock"))
         self.ensure_dir(path.parent)
         refuse_planted(path)
+        from filelock import FileLock
+
         return FileLock(str(path))
 
     def records(self, name: str, revision: str) -> Records:
@@ -290,4 +296,4 @@ def _safe_rev(revision: str) -> str:
     return name
 
 
-__all__ = ["Cache", "Records", "Stat", "Timeout", "atomic_write", "slug"]
+__all__ = ["Cache", "FileRecord", "Records", "Stat", "atomic_write", "slug"]

@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from .cache import Cache, Records, read_json_object
 from .errors import UsageError
 from .manifest import FULL_COMMIT_RE
@@ -123,6 +121,8 @@ def _unless_locked(lock_path: Path):
     if not lock_path.exists():
         yield True
         return
+    from filelock import FileLock, Timeout
+
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)
