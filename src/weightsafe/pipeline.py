@@ -2,7 +2,7 @@
 
 Why: a single thread that reads, hashes with every algorithm and writes in turn is bounded by
 the *sum* of those costs, and takes the GIL once per small chunk for each of them. Here the
-producer (a socket or file reader) only fills buffers of several MiB; every consumer runs on
+producer (a socket or file reader) only fills 1 MiB buffers; every consumer runs on
 its own thread (hashlib, xxhash and file writes release the GIL on large buffers), so a file
 is bounded by its slowest consumer. A fixed pool of buffers is the only memory used: when
 consumers fall behind, the producer waits for a free buffer, so memory stays flat at any size.
