@@ -182,7 +182,12 @@ class Records:
         return read_json_object(self.path)
 
     def files(self) -> dict[str, FileRecord]:
-        files = self.load().get("files", {})
+        return self.files_of(self.load())
+
+    @staticmethod
+    def files_of(data: dict) -> dict[str, FileRecord]:
+        """The file records in ``data`` (from ``load``), for a caller that also needs its metadata."""
+        files = data.get("files", {})
         if not isinstance(files, dict):
             return {}
         return {path: rec for path, raw in files.items() if (rec := FileRecord.from_json(raw)) is not None}

@@ -94,7 +94,7 @@ def list_models(cache: Cache) -> list[CachedModel]:
         revision = meta.get("revision") or rev
         commit = meta.get("commit") or (revision if FULL_COMMIT_RE.match(revision) else None)
         files = [p for p in directory.rglob("*") if p.is_file()]
-        stamps = [r.verified_at for r in Records(path).files().values() if r.verified_at]
+        stamps = [r.verified_at for r in Records.files_of(meta).values() if r.verified_at]
         verified = max(stamps) if stamps else (path.stat().st_mtime if path.is_file() else None)
         key = (repo, commit or f"{name}@{revision}")
         g = groups.setdefault(key, {"names": [], "revisions": [], "dirs": [], "files": 0, "bytes": 0,

@@ -129,7 +129,8 @@ def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None,
     if not isinstance(commit, str) or not mf.FULL_COMMIT_RE.match(commit):
         raise NotVerifiedError(f"{m.name}: the commit {m.revision} resolves to is unknown (the server sent "
                                f"none), so it has no place in the hub's URL layout")
-    return Verified(published(m, commit, where.records.files()), commit, where.directory, where.records.files())
+    records = Records.files_of(data)
+    return Verified(published(m, commit, records), commit, where.directory, records)
 
 
 class NotVerifiedError(IntegrityError):
