@@ -204,8 +204,7 @@ class Puller:
         except FileNotFoundError:
             return None
         record = recorded.get(entry.path)
-        if record is not None and record.matches(stat) and record.covers(entry.digests) \
-                and entry.size in (None, stat.size):
+        if _still_verified(record, stat, entry) and entry.size in (None, stat.size):
             return stat.size
         verdict, new = verify_file(entry, path, record, full=True)
         if verdict.status == "ok":
@@ -412,7 +411,7 @@ class Puller:
                 stat = None
             record = recorded.get(entry.path)
             if stat is not None:
-                fresh = record is not None and record.matches(stat) and record.covers(entry.digests)
+                fresh = _still_verified(record, stat, entry)
                 planned.append(PlannedFile(entry.path, "cached" if fresh else "verify", stat.size))
             else:
                 have = part.size()
@@ -425,6 +424,11 @@ class Puller:
         elif unknown:
             self.notes.append(f"{len(unknown)} file size(s) unknown: offline, the hub was not asked")
         return PullPlan(self.m.name, self.m.repo, self.m.revision, str(self.directory), planned, self.notes)
+
+
+def _still_verified(record: FileRecord | None, stat: Stat, entry: FileEntry) -> bool:
+    """The copy at the final path is the one ``record`` proved against today's manifest digests."""
+    return record is not None and record.matches(stat) and record.covers(entry.digests)
 
 
 def _transfer_for(client, jobs: int):
