@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -135,7 +136,7 @@ def serve(files: dict[str, bytes], repo: str, commit: str, work: Path, name: str
     (work / "m").mkdir(exist_ok=True)
     (work / "m" / f"{name}.toml").write_text(manifest_for(name, repo, commit, files))
     with contextlib.ExitStack() as stack:
-        hub = stack.enter_context(HubReplica(state))
+        cdn_url = None
         if cdn == "nginx":
             from tests import nginx
 
@@ -146,10 +147,8 @@ def serve(files: dict[str, bytes], repo: str, commit: str, work: Path, name: str
             for sha, data in state.blobs.items():
                 (blobs / sha).write_bytes(data)
             os.sync()  # no writeback of the served copies left to compete with the clients' writes
-            server = stack.enter_context(nginx.nginx(work / "cdn", work / "nginx"))
-            for handler in {s.RequestHandlerClass for s in hub._servers}:
-                handler.cdn_base = server.url()
-        yield hub
+            cdn_url = stack.enter_context(nginx.nginx(work / "cdn", work / "nginx")).url()
+        yield stack.enter_context(HubReplica(state, cdn_url=cdn_url))
 
 
 def env_for(hub, work: Path) -> dict:
@@ -158,69 +157,79 @@ def env_for(hub, work: Path) -> dict:
             "HF_HUB_ENABLE_HF_TRANSFER": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """A model ``bench/NAME`` served to every client of one bench, and where they work."""
+
+    hub: HubReplica
+    env: dict
+    work: Path
+    repo: str
+    commit: str
+
+    def url(self, path: str) -> str:
+        return f"{self.hub.url}/{self.repo}/resolve/{self.commit}/{path}"
+
+
+@contextlib.contextmanager
+def served(args, name: str, files: dict[str, bytes]):
+    """Serve ``files`` as the manifest NAME (see ``serve``) from a fresh work directory, removed after."""
+    repo, commit = f"bench/{name}", name[0] * 40
+    work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
+    try:
+        with serve(files, repo, commit, work, name, args.cdn) as hub:
+            env = {**env_for(hub, work), "WEIGHTSAFE_CACHE": str(work / "cache")}
+            yield Served(hub, env, work, repo, commit)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_pull(args, res: Results, rounds: int):
     files = synthetic_repo(args.shards, args.shard_mb)
     total = sum(len(d) for d in files.values())
-    repo, commit = "bench/shards", "b" * 40
-    work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
-    try:
-        with serve(files, repo, commit, work, "shards", args.cdn) as hub:
-            env = env_for(hub, work)
-            urls = " ".join(f"{hub.url}/{repo}/resolve/{commit}/{p}" for p in files)
-            n = args.curl_jobs
-            curl_name = f"curl x{n} + sync ({total >> 20} MiB, {len(files)} files)"
-            for r in range(rounds):
-                d = work / f"r{r}"
-                (d / "curl").mkdir(parents=True)
-                res.add(curl_name, sh(f"printf '%s\\n' {urls} | xargs -P {n} -n 1 curl -sfLO && sync", env, d / "curl"), nbytes=total)
-                secs, rss = run(WS + ["pull", "shards", "-q", "--cache-dir", str(d / "cache")], env)
-                res.add("weightsafe pull (md5+sha256 checked, xxh3 recorded, fsync'd)", secs, curl_name, total)
-                res.add("  peak RSS of weightsafe pull", rss / 1e6, unit="MB")
-                hf = sh(f"{sys.executable} -c \"import sys; from huggingface_hub import snapshot_download; "
-                        f"snapshot_download('{repo}', revision='{commit}', cache_dir=sys.argv[1], max_workers={n})\" "
-                        f"{d / 'hf'} && sync", env)
-                res.add(f"huggingface_hub.snapshot_download ({n} workers) + sync", hf, curl_name, total)
-                shutil.rmtree(d, ignore_errors=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with served(args, "shards", files) as s:
+        urls = " ".join(s.url(p) for p in files)
+        n = args.curl_jobs
+        curl_name = f"curl x{n} + sync ({total >> 20} MiB, {len(files)} files)"
+        for r in range(rounds):
+            d = s.work / f"r{r}"
+            (d / "curl").mkdir(parents=True)
+            res.add(curl_name, sh(f"printf '%s\\n' {urls} | xargs -P {n} -n 1 curl -sfLO && sync", s.env, d / "curl"), nbytes=total)
+            secs, rss = run(WS + ["pull", "shards", "-q", "--cache-dir", str(d / "cache")], s.env)
+            res.add("weightsafe pull (md5+sha256 checked, xxh3 recorded, fsync'd)", secs, curl_name, total)
+            res.add("  peak RSS of weightsafe pull", rss / 1e6, unit="MB")
+            hf = sh(f"{sys.executable} -c \"import sys; from huggingface_hub import snapshot_download; "
+                    f"snapshot_download('{s.repo}', revision='{s.commit}', cache_dir=sys.argv[1], max_workers={n})\" "
+                    f"{d / 'hf'} && sync", s.env)
+            res.add(f"huggingface_hub.snapshot_download ({n} workers) + sync", hf, curl_name, total)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def bench_one(args, res: Results, rounds: int):
-    files = {"model.safetensors": os.urandom(args.big_mb << 20)}
     size = args.big_mb << 20
-    repo, commit = "bench/one", "o" * 40
-    work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
-    try:
-        with serve(files, repo, commit, work, "one", args.cdn) as hub:
-            env = env_for(hub, work)
-            url = f"{hub.url}/{repo}/resolve/{commit}/model.safetensors"
-            ref_name = f"max(curl + sync, openssl md5) ({size >> 20} MiB, 1 file)"
-            for r in range(rounds):
-                d = work / f"r{r}"
-                d.mkdir()
-                curl = sh(f"curl -sfLO {url} && sync", env, d)
-                md5 = sh("openssl dgst -md5 model.safetensors >/dev/null", env, d)
-                res.add("  curl + sync", curl, nbytes=size)
-                res.add("  openssl md5 (warm)", md5, nbytes=size)
-                res.add(ref_name, max(curl, md5), nbytes=size)
-                secs, _ = run(WS + ["pull", "one", "-q", "--cache-dir", str(d / "cache")], env)
-                res.add("weightsafe pull of one file (md5+sha256+xxh3)", secs, ref_name, size)
-                shutil.rmtree(d, ignore_errors=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with served(args, "one", {"model.safetensors": os.urandom(size)}) as s:
+        ref_name = f"max(curl + sync, openssl md5) ({size >> 20} MiB, 1 file)"
+        for r in range(rounds):
+            d = s.work / f"r{r}"
+            d.mkdir()
+            curl = sh(f"curl -sfLO {s.url('model.safetensors')} && sync", s.env, d)
+            md5 = sh("openssl dgst -md5 model.safetensors >/dev/null", s.env, d)
+            res.add("  curl + sync", curl, nbytes=size)
+            res.add("  openssl md5 (warm)", md5, nbytes=size)
+            res.add(ref_name, max(curl, md5), nbytes=size)
+            secs, _ = run(WS + ["pull", "one", "-q", "--cache-dir", str(d / "cache")], s.env)
+            res.add("weightsafe pull of one file (md5+sha256+xxh3)", secs, ref_name, size)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def bench_verify(args, res: Results, rounds: int, which: str):
     """verify --full and the fingerprint verify, over a pulled model, cold."""
     files = synthetic_repo(args.shards, args.shard_mb)
     total = sum(len(d) for d in files.values())
-    repo, commit = "bench/verify", "v" * 40
-    work = Path(tempfile.mkdtemp(prefix="ws-bench-", dir=args.tmp))
-    try:
-        with serve(files, repo, commit, work, "verify", args.cdn) as hub:
-            env = {**env_for(hub, work), "WEIGHTSAFE_CACHE": str(work / "cache")}
-            run(WS + ["pull", "verify", "-q"], env)
-        paths = [str(p) for p in (work / "cache").rglob("*.safetensors")]
+    with served(args, "verify", files) as s:
+        env = s.env
+        run(WS + ["pull", "verify", "-q"], env)
+        paths = [str(p) for p in (s.work / "cache").rglob("*.safetensors")]
         quoted = " ".join(f"'{p}'" for p in paths)
         for _ in range(rounds):
             if "verify" in which:
@@ -235,8 +244,6 @@ def bench_verify(args, res: Results, rounds: int, which: str):
                 res.add(name, sh(f"cat {quoted} > /dev/null", env), nbytes=total)
                 drop_cache(paths)
                 res.add("weightsafe verify (xxh3-128 fingerprint), cold", run(WS + ["verify", "verify", "-q"], env)[0], name, total)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 LOADER = """

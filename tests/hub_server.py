@@ -475,8 +475,11 @@ class _Server(ThreadingHTTPServer):
 class HubReplica:
     """Starts the hub, CDN and a third 'other host' server; use as a context manager."""
 
-    def __init__(self, state: HubState | None = None, port: int = 0):
+    def __init__(self, state: HubState | None = None, port: int = 0, cdn_url: str | None = None):
+        """``cdn_url``: redirect LFS downloads there (a real CDN, say nginx serving the blobs as
+        ``repos/<sha256>``) instead of to the replica's own CDN port."""
         self.state = state or HubState()
+        self._cdn_override = cdn_url
         self._servers = []
         self._threads = []
         self._port = port
@@ -490,7 +493,7 @@ class HubReplica:
     def start(self) -> "HubReplica":
         hub, cdn, other = self._make("hub", self._port), self._make("cdn"), self._make("other")
         self.url = f"http://127.0.0.1:{hub.server_address[1]}"
-        self.cdn_url = f"http://127.0.0.1:{cdn.server_address[1]}"
+        self.cdn_url = self._cdn_override or f"http://127.0.0.1:{cdn.server_address[1]}"
         self.other_url = f"http://127.0.0.1:{other.server_address[1]}"
         for s in self._servers:
             s.RequestHandlerClass.hub_base = self.url
