@@ -52,6 +52,16 @@ def check(ws, d, *args):
     return res, json.loads(res.out)
 
 
+def assert_torch_runs_them_and_check_refuses_them(ws, cases) -> None:
+    """``cases``: (model dir, file, canary). The control first: plain torch.load runs every
+    payload (each writes its canary); then `check` refuses each file as unsafe, and no payload ran."""
+    assert torch_load_runs(*[x for d, name, canary in cases for x in (d / name, canary)])
+    for d, name, canary in cases:
+        res, report = check(ws, d, "--device", "cpu")
+        assert res.code == 5 and any(p["file"] == name and p["unsafe"] for p in report["problems"]), report
+        assert not canary.exists()
+
+
 def messages(report) -> str:
     return "\n".join(p["message"] for p in report["problems"])
 
@@ -186,11 +196,7 @@ def test_an_index_naming_a_hostile_file_of_any_name_is_scanned(ws, tmp_path):
         d = model(tmp_path / str(i), {"model-1.safetensors": save({"a": torch.ones(2)}), shard: evil,
                                       "model.safetensors.index.json": json.dumps(index).encode()})
         cases.append((d, shard, canary))
-    assert torch_load_runs(*[x for d, shard, canary in cases for x in (d / shard, canary)])
-    for d, shard, canary in cases:
-        res, report = check(ws, d, "--device", "cpu")
-        assert res.code == 5 and any(p["file"] == shard and p["unsafe"] for p in report["problems"]), report
-        assert not canary.exists()
+    assert_torch_runs_them_and_check_refuses_them(ws, cases)
 
 
 def test_a_symlinked_shard_leaving_the_model_directory_is_refused(ws, tmp_path):
@@ -219,11 +225,7 @@ def test_a_hostile_pickle_beside_the_safetensors_is_refused(ws, tmp_path):
         d = model(tmp_path / str(i), {"model.safetensors": save({"a": torch.ones(2)}),
                                       name: hostile.torch_zip(blob) if i % 2 else blob})
         cases.append((d, name, canary))
-    assert torch_load_runs(*[x for d, name, canary in cases for x in (d / name, canary)])
-    for d, name, canary in cases:
-        res, report = check(ws, d, "--device", "cpu")
-        assert res.code == 5 and any(p["file"] == name and p["unsafe"] for p in report["problems"]), report
-        assert not canary.exists()
+    assert_torch_runs_them_and_check_refuses_them(ws, cases)
 
 
 def test_training_args_holding_an_object_passes_with_a_warning_and_strict_refuses_it(ws, tmp_path):
