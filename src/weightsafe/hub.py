@@ -50,7 +50,8 @@ class _CappedRetry(Retry):
             why = f"HTTP {response.status}" if response is not None and not error else _reason(error or "")
             wait = (fresh.get_retry_after(response) if response is not None else None) or fresh.get_backoff_time()
             where = f"{_pool.host}:{_pool.port}{url or ''}" if _pool is not None else (url or "")
-            self.on_retry(f"{method} {where}: {why}; retry {len(fresh.history)}/{self.total} in {wait:.1f} s")
+            budget = len(self.history) + self.total  # self.total is what is left, not what was allowed
+            self.on_retry(f"{method} {where}: {why}; retry {len(fresh.history)}/{budget} in {wait:.1f} s")
         return fresh
 
 
