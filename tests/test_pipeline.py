@@ -106,6 +106,81 @@ def test_a_flush_that_fails_is_raised_by_the_writer(tmp_path, monkeypatch):
             w.close()
 
 
+def resident(path, size: int) -> float:
+    """The share of ``path``'s first ``size`` bytes in the page cache: a read told not to wait
+    (RWF_NOWAIT) succeeds only for a page already there. A miss still starts reading that page
+    (no further: readahead is off for this descriptor), so probe once per state."""
+    fd, buf, hits = os.open(path, os.O_RDONLY), bytearray(4096), 0
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        offsets = range(0, size, 4096)
+        for off in offsets:
+            try:
+                os.preadv(fd, [buf], off, os.RWF_NOWAIT)
+                hits += 1
+            except BlockingIOError:
+                pass
+        return hits / len(offsets)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def page_cache(tmp_path):
+    """Skip where pages cannot be dropped (tmpfs keeps them) or residency cannot be seen."""
+    if not hasattr(os, "RWF_NOWAIT"):
+        pytest.skip("no preadv2(RWF_NOWAIT) here")
+    probe = tmp_path / "probe"
+    probe.write_bytes(os.urandom(1 << 20))
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        kept = resident(probe, 1 << 20)
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    if kept < 0.9 or resident(probe, 1 << 20) > 0.1:
+        pytest.skip("this file system does not show or drop page-cache pages")
+    return resident
+
+
+@pytest.mark.parametrize("keep_cache", [False, True])
+def test_the_writer_drops_what_it_flushed_from_the_page_cache_unless_asked_to_keep_it(page_cache, tmp_path,
+                                                                                      monkeypatch, keep_cache):
+    monkeypatch.setattr(pipeline, "SYNC_EVERY", 1 << 20)
+    monkeypatch.setattr(pipeline, "SYNC_INTERVAL", 0)
+    flushed = []
+    monkeypatch.setattr(pipeline, "_fdatasync", lambda fd: (os.fdatasync(fd), flushed.append(os.fstat(fd).st_size)))
+    data = os.urandom(8 << 20)
+    with open(tmp_path / "f", "wb", buffering=0) as fh:
+        w = Writer(fh.fileno(), keep_cache=keep_cache)
+        for i in range(0, len(data), 1 << 20):
+            w(memoryview(data[i:i + (1 << 20)]))
+        w.close()
+    assert len(flushed) >= 2
+    share = page_cache(tmp_path / "f", flushed[0])
+    assert share > 0.95 if keep_cache else share < 0.05
+    assert (tmp_path / "f").read_bytes() == data
+
+
+@pytest.mark.parametrize("keep_cache", [False, True])
+def test_pull_and_verify_drop_the_pages_they_wrote_or_read_unless_asked_to_keep_them(page_cache, env, seeds, keep_cache):
+    from weightsafe import api
+
+    r = seeds["octocoder"]
+    directory = api.pull("octocoder", include=["*.safetensors"], keep_cache=keep_cache)
+    shards = [directory / p for p in r.files if p.endswith(".safetensors")]
+    sizes = [len(r.files[p]) for p in r.files if p.endswith(".safetensors")]
+    # the kernel may keep a page that was busy at that moment: mostly gone, or all there
+    as_asked = (lambda share: share > 0.95) if keep_cache else (lambda share: share < 0.05)
+    assert all(as_asked(page_cache(p, n)) for p, n in zip(shards, sizes))  # written, then dropped
+    for p in shards:
+        p.read_bytes()  # now cached: verify leaves what it found cached alone only when asked to keep it
+    report = api.verify("octocoder", include=["*.safetensors"], full=True, keep_cache=keep_cache)
+    assert report.ok
+    assert all(as_asked(page_cache(p, n)) for p, n in zip(shards, sizes))
+
+
 def test_reading_a_file_hashes_it_once_with_every_algorithm_in_parallel(tmp_path):
     data = os.urandom(3 * 1024 * 1024 + 5)
     (tmp_path / "f").write_bytes(data)

@@ -97,7 +97,8 @@ def pull_report(name: str | None = None, *, revision: str | None = None, endpoin
                 jobs: int | None = None, offline: bool = False, manifest: PathLike | None = None,
                 progress: Progress | None = None, cancel: threading.Event | None = None,
                 signature: PathLike | None = None, public_key: PathLike | None = None,
-                certificate_chain: Sequence[PathLike] = (), settings: Settings | None = None) -> PullReport:
+                certificate_chain: Sequence[PathLike] = (), settings: Settings | None = None,
+                keep_cache: bool = False) -> PullReport:
     """Like ``pull``, but returns the report even when files failed (the CLI prints it)."""
     from .puller import Puller
 
@@ -108,7 +109,7 @@ def pull_report(name: str | None = None, *, revision: str | None = None, endpoin
     m = _select(ctx.resolve(name, revision, manifest, client, notes), include, exclude)
     if not m.files:
         raise UsageError(f"{m.name}: no file matches include {list(include or [])} / exclude {list(exclude or [])}")
-    report = Puller(m, ctx.cache, client, jobs, progress, cancel).run()
+    report = Puller(m, ctx.cache, client, jobs, progress, cancel, keep_cache).run()
     report.notes[:0] = notes
     if report.ok and signature:  # before anything is placed where a loader looks
         report.signature = _signed(ctx.cache.model_dir(m.name, m.revision), signature, public_key,
@@ -126,15 +127,19 @@ def pull(name: str | None = None, *, revision: str | None = None, endpoint: str 
          offline: bool = False, manifest: PathLike | None = None, progress: Progress | None = None,
          cancel: threading.Event | None = None, signature: PathLike | None = None,
          public_key: PathLike | None = None, certificate_chain: Sequence[PathLike] = (),
-         settings: Settings | None = None) -> Path:
+         settings: Settings | None = None, keep_cache: bool = False) -> Path:
     """Fetch a model (a manifest NAME or ``org/repo``) and verify every byte; returns the directory
     to load it from: ``local_dir`` if given, else the Hugging Face cache snapshot with
     ``hf_cache=True``, else weightsafe's cache. Raises ``PullFailed`` (``.report``) if a file failed.
-    With ``signature`` (an OpenSSF model signature) the files must also match what it signs."""
+    With ``signature`` (an OpenSSF model signature) the files must also match what it signs.
+    The pages written are dropped from the page cache once on disk, unless ``keep_cache``: a
+    100 GB pull does not evict what the machine had cached (keep them when a server on this
+    machine loads the model right after)."""
     report = pull_report(name, revision=revision, endpoint=endpoint, cache_dir=cache_dir, local_dir=local_dir,
                          hf_cache=hf_cache, include=include, exclude=exclude, jobs=jobs, offline=offline,
                          manifest=manifest, progress=progress, cancel=cancel, signature=signature,
-                         public_key=public_key, certificate_chain=certificate_chain, settings=settings)
+                         public_key=public_key, certificate_chain=certificate_chain, settings=settings,
+                         keep_cache=keep_cache)
     if not report.ok:
         raise PullFailed(report)
     return Path(report.path)
@@ -288,13 +293,15 @@ def verify(name: str | None = None, *, revision: str | None = None, directory: P
            cache_dir: PathLike | None = None, full: bool = False, strict: bool = False,
            include: Sequence[str] | None = None, exclude: Sequence[str] | None = None, jobs: int | None = None,
            signature: PathLike | None = None, public_key: PathLike | None = None,
-           certificate_chain: Sequence[PathLike] = (), settings: Settings | None = None) -> VerifyReport:
+           certificate_chain: Sequence[PathLike] = (), settings: Settings | None = None,
+           keep_cache: bool = False) -> VerifyReport:
     """Hash the files of a model and judge each against the manifest; never needs the network.
 
     Plain verify compares each file with the xxh3-128 fingerprint recorded when it was last fully
     checked (disk speed); ``full=True`` re-checks every manifest digest. Works on a read-only cache.
     With ``signature`` the files are also checked against an OpenSSF model signature
-    (``report.signature``); a directory then needs no manifest at all."""
+    (``report.signature``); a directory then needs no manifest at all. Pages read are dropped
+    from the page cache after, unless ``keep_cache``."""
     ctx = Context.make(cache_dir=cache_dir, settings=settings)
     where = locate(ctx, name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
                    manifest=manifest, need_manifest=not signature)
@@ -302,7 +309,7 @@ def verify(name: str | None = None, *, revision: str | None = None, directory: P
     if where.manifest is None and signed is not None:  # the signature is the only expectation
         return VerifyReport(signed.name, str(where.directory), [], signed.seconds, 0, signature=signed)
     report = verify_directory(where.manifest, where.directory, where.records, full=full,
-                              jobs=jobs, strict=strict, include=include, exclude=exclude)
+                              jobs=jobs, strict=strict, include=include, exclude=exclude, keep_cache=keep_cache)
     report.notes[:0] = list(where.notes)
     report.signature = signed
     return report

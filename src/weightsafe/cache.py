@@ -262,12 +262,15 @@ class Cache:
         except OSError as e:
             raise DiskError(f"cannot create {path}: {e.strerror}") from None
 
-    def commit(self, part: Path, final: Path) -> None:
-        """Make a verified part visible at its final path: fsync, atomic rename, fsync dir."""
+    def commit(self, part: Path, final: Path, keep_cache: bool = False) -> None:
+        """Make a verified part visible at its final path: fsync, atomic rename, fsync dir; then,
+        unless ``keep_cache``, drop its pages from the page cache (they are on disk)."""
         self.ensure_dir(final.parent)
         refuse_planted(part)
         with open(part, "rb+", opener=nofollow) as fh:
             os.fsync(fh.fileno())
+            if not keep_cache and hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         os.replace(part, final)
         fsync_dir(final.parent)
 

@@ -132,6 +132,12 @@ def jobs_option(help_text: str):
                         help=f"{help_text} (default: from the core count).")
 
 
+def keep_cache_option(done: str):
+    return click.option("--keep-cache", is_flag=True,
+                        help=f"Keep the files' pages in the page cache (default: dropped once {done}, so a "
+                             f"large model does not evict what the machine had cached).")
+
+
 def where_options(fn):
     """Where the files to verify or check are: the cache (default), or one of these."""
     fn = click.option("--hf-cache", is_flag=True, help="The Hugging Face cache snapshot (HF_HUB_CACHE).")(fn)
@@ -170,13 +176,14 @@ def main():
               help="Also place them in the Hugging Face cache, where transformers finds them by repo id.")
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched and how many bytes; change nothing.")
 @click.option("--check", "then_check", is_flag=True, help="Run the load check after a successful pull.")
+@keep_cache_option("on disk")
 @signature_options
 @device_option
 @cache_option
 @output_options
 @guarded
 def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offline, local_dir, hf_cache, dry_run,
-         then_check, signature, public_key, certificate_chain, device, cache_dir, quiet, as_json):
+         then_check, keep_cache, signature, public_key, certificate_chain, device, cache_dir, quiet, as_json):
     """Fetch NAME (a manifest name, or ORG/REPO[@REV]) into the cache and verify every byte."""
     settings = Settings.from_env()
     common = dict(revision=revision, endpoint=endpoint, cache_dir=cache_dir, include=include, exclude=exclude,
@@ -187,7 +194,7 @@ def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offlin
     report = api.pull_report(name, local_dir=local_dir, hf_cache=hf_cache, jobs=jobs,
                              progress=_progress(settings, quiet, as_json), cancel=CANCEL,
                              signature=signature, public_key=public_key, certificate_chain=certificate_chain,
-                             **common)
+                             keep_cache=keep_cache, **common)
     checked = None
     if then_check and report.ok:
         where = {"local_dir": local_dir} if local_dir else {"hf_cache": True} if hf_cache else {}
@@ -211,18 +218,19 @@ def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offlin
 @click.option("--strict", is_flag=True, help="Files not in the manifest fail the check.")
 @select_options
 @jobs_option("Files hashed at once")
+@keep_cache_option("read")
 @signature_options
 @cache_option
 @output_options
 @guarded
 def verify(name, revision, directory, local_dir, hf_cache, manifest_path, full, strict, include, exclude, jobs,
-           signature, public_key, certificate_chain, cache_dir, quiet, as_json):
+           keep_cache, signature, public_key, certificate_chain, cache_dir, quiet, as_json):
     """Hash the files of NAME (or --dir, --local-dir, --hf-cache) and say exactly what is wrong; with
     --signature, also against an OpenSSF model signature (then --dir needs no manifest)."""
     report = api.verify(name, revision=revision, directory=directory, local_dir=local_dir, hf_cache=hf_cache,
                         manifest=manifest_path, cache_dir=cache_dir, full=full, strict=strict, include=include,
                         exclude=exclude, jobs=jobs, signature=signature, public_key=public_key,
-                        certificate_chain=certificate_chain)
+                        certificate_chain=certificate_chain, keep_cache=keep_cache)
     _emit(report, verify_text, quiet, as_json)
     return ExitCode.OK if report.ok else ExitCode.INTEGRITY
 
@@ -398,6 +406,7 @@ def entry(argv: list[str] | None = None) -> None:
     """The console script: click's own usage errors also become one line (and JSON with --json),
     and an interrupted run exits at once rather than waiting for its download threads."""
     args = sys.argv[1:] if argv is None else argv
+    _tune_allocator()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -420,6 +429,27 @@ def entry(argv: list[str] | None = None) -> None:
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     _leave(code)
+
+
+def _tune_allocator() -> None:
+    """Keep glibc's malloc from mapping and unmapping a fresh 1 MiB for every socket read.
+
+    Each read from a download socket allocates up to a buffer's size (1 MiB) and shrinks it to
+    what arrived; glibc then serves the next one with a new mmap (its threshold follows the last
+    freed size), which the kernel must fault in and zero: ~50,000 page faults per GiB. Fixed
+    thresholds (as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ would set before start-up) let
+    the heap reuse that memory: 1 GiB pulled in 9 files on 2 cores, 3.50 -> 3.43 CPU-s, 2.29 ->
+    2.26 s (medians of 6). A no-op where the C library is not glibc, or the user set them."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 4 << 20)   # M_MMAP_THRESHOLD: requests below 4 MiB come from the heap
+    mallopt(-1, 16 << 20)  # M_TRIM_THRESHOLD: keep up to 16 MiB of freed heap for reuse
 
 
 def _interrupt(signum, frame):

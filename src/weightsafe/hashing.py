@@ -60,13 +60,15 @@ class MultiHasher:
 
 
 def hash_file(path: str | os.PathLike, algs: Iterable[str], size: int | None = None,
-              progress: Callable[[int], None] | None = None, limit: int | None = None) -> dict[str, str]:
-    """Hash ``path`` (or its first ``limit`` bytes) with every algorithm in ``algs``."""
+              progress: Callable[[int], None] | None = None, limit: int | None = None,
+              keep_cache: bool = False) -> dict[str, str]:
+    """Hash ``path`` (or its first ``limit`` bytes) with every algorithm in ``algs``; the pages
+    read are dropped from the page cache after, unless ``keep_cache`` (see pipeline.read_file)."""
     algs = tuple(algs)
     if size is None and "git-sha1" in algs:
         size = os.path.getsize(path)
     hasher = MultiHasher(algs, size)
-    feed_file(path, hasher, progress, limit)
+    feed_file(path, hasher, progress, limit, keep_cache)
     return hasher.hexdigests()
 
 

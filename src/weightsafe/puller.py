@@ -179,11 +179,13 @@ class Puller:
     """One pull of one manifest into one cache."""
 
     def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int | None = None,
-                 progress: Progress | None = None, cancel: threading.Event | None = None):
+                 progress: Progress | None = None, cancel: threading.Event | None = None,
+                 keep_cache: bool = False):
         self.m = manifest
         self.cache = cache
         self.client = client
         self.jobs = pull_jobs(len(manifest.files), jobs)  # None: from the cores and the file count
+        self.keep_cache = keep_cache  # else pages written are dropped once on disk (see pipeline.Writer)
         self.progress = progress or Progress()
         self.cancel = _Either(cancel) if cancel is not None else threading.Event()
         self.commit: str | None = manifest.revision if manifest.pinned else None
@@ -206,7 +208,7 @@ class Puller:
         record = recorded.get(entry.path)
         if _still_verified(record, stat, entry) and entry.size in (None, stat.size):
             return stat.size
-        verdict, new = verify_file(entry, path, record, full=True)
+        verdict, new = verify_file(entry, path, record, full=True, keep_cache=self.keep_cache)
         if verdict.status == "ok":
             self._record({entry.path: new})
             return stat.size
@@ -306,8 +308,9 @@ class Puller:
         part = PartFile(self.cache.part_path(self.m.name, self.m.revision, entry.path))
         algs = tuple(d.alg for d in expected) + (FINGERPRINT_ALG,)
         url = self.client.file_url(self.m.repo, self.m.revision, entry.path)
+        transfer = _transfer_for(self.client, self.jobs, self.keep_cache)
         self.progress.file_start(entry.path, size)
-        result = _transfer_for(self.client, self.jobs)(self.client, url, part, algs, size, remote.etag,
+        result = transfer(self.client, url, part, algs, size, remote.etag,
                           progress=lambda n: self.progress.advance(entry.path, n), label=entry.path,
                           cancel=self.cancel)
         outcome = FileOutcome(entry.path, "downloaded", size=result.size, fetched=result.fetched,
@@ -322,7 +325,7 @@ class Puller:
             raise IntegrityError(explain(entry.path, outcome.checks) + "; the download was discarded")
         final = self.cache.final_path(self.m.name, self.m.revision, entry.path)
         try:
-            self.cache.commit(part.path, final)
+            self.cache.commit(part.path, final, self.keep_cache)
         except OSError as e:
             raise DiskError(f"{entry.path}: cannot move into the cache: {e.strerror or e}") from None
         part.discard()
@@ -431,14 +434,14 @@ def _still_verified(record: FileRecord | None, stat: Stat, entry: FileEntry) -> 
     return record is not None and record.matches(stat) and record.covers(entry.digests)
 
 
-def _transfer_for(client, jobs: int):
+def _transfer_for(client, jobs: int, keep_cache: bool):
     """The downloader for the endpoint's scheme: ranged HTTP GETs, or ranged S3 GETs (s3source.py);
     both fill the same .part file and return the same digests."""
     if client.endpoint.startswith("s3://"):
         from .s3source import download as s3_download
 
         return s3_download
-    return functools.partial(download, buffers=transfer_buffers(jobs))
+    return functools.partial(download, buffers=transfer_buffers(jobs), keep_cache=keep_cache)
 
 
 def _gb(n: int) -> str:

@@ -148,10 +148,12 @@ class PartFile:
 def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
              expect: str | None, progress: Callable[[int], None] | None = None,
              max_attempts: int | None = None, backoff: float | None = None, label: str | None = None,
-             cancel: threading.Event | None = None, buffers: int = BUFFERS) -> TransferResult:
+             cancel: threading.Event | None = None, buffers: int = BUFFERS,
+             keep_cache: bool = False) -> TransferResult:
     """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
     ETag at HEAD time): a part begun for another version, or another size, starts over.
-    Setting ``cancel`` raises ``Cancelled`` within about HANDOFF seconds, leaving the part resumable."""
+    Setting ``cancel`` raises ``Cancelled`` within about HANDOFF seconds, leaving the part resumable.
+    Pages written are dropped from the page cache once on disk, unless ``keep_cache`` (see Writer)."""
     hasher, validator = part.resume(expect, size, algs, progress)
     resumed_from, fetched, restarts, failures = hasher.count, 0, 0, 0
     label = label or url.rsplit("/", 1)[-1]
@@ -170,7 +172,8 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
         try:
-            done = _attempt(client, url, part, hasher, validator, size, progress, remember, label, cancel, buffers)
+            done = _attempt(client, url, part, hasher, validator, size, progress, remember, label, cancel, buffers,
+                            keep_cache)
             fetched += hasher.count - before
             if done:
                 break
@@ -208,7 +211,7 @@ def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...],
 
 def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, validator: str | None,
              size: int | None, progress, remember: Callable[[str | None], None], label: str,
-             cancel: threading.Event | None = None, buffers: int = BUFFERS) -> bool:
+             cancel: threading.Event | None = None, buffers: int = BUFFERS, keep_cache: bool = False) -> bool:
     """One GET from the current offset; returns True when the whole body arrived."""
     offset = hasher.count
     headers = {"Accept-Encoding": "identity"}
@@ -242,7 +245,7 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
             remember(got)
         mode = "ab" if offset else "wb"
         with open(part.path, mode, buffering=0, opener=nofollow) as fh:
-            writer = Writer(fh.fileno(), offset)
+            writer = Writer(fh.fileno(), offset, keep_cache)
             try:
                 with Pipeline(hasher.sinks() + [writer], buffers=buffers, size=CHUNK) as pipe:
                     guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())

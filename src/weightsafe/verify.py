@@ -127,7 +127,8 @@ class VerifyReport:
 
 
 def verify_file(entry: FileEntry, path: Path, record: FileRecord | None, full: bool,
-                progress: Callable[[int], None] | None = None) -> tuple[FileVerdict, FileRecord | None]:
+                progress: Callable[[int], None] | None = None,
+                keep_cache: bool = False) -> tuple[FileVerdict, FileRecord | None]:
     """Judge one file; returns the verdict and, after a passing full check, a new record."""
     verdict = FileVerdict(entry.path, OK, expected_size=entry.size)
     try:
@@ -152,7 +153,8 @@ def verify_file(entry: FileEntry, path: Path, record: FileRecord | None, full: b
     try:
         if covered and not full:
             verdict.method = "fingerprint"
-            actual = hash_file(path, (FINGERPRINT_ALG,), stat.size, progress)[FINGERPRINT_ALG]
+            actual = hash_file(path, (FINGERPRINT_ALG,), stat.size, progress,
+                               keep_cache=keep_cache)[FINGERPRINT_ALG]
             if actual != record.fingerprint:
                 verdict.status = MISMATCH
                 verdict.checks = [DigestCheck(FINGERPRINT_ALG, "fingerprint", record.fingerprint, actual)]
@@ -161,7 +163,7 @@ def verify_file(entry: FileEntry, path: Path, record: FileRecord | None, full: b
             return verdict, None
         verdict.method = "full"
         algs = tuple(d.alg for d in expected) + (FINGERPRINT_ALG,)
-        actual = hash_file(path, algs, stat.size, progress)
+        actual = hash_file(path, algs, stat.size, progress, keep_cache=keep_cache)
     except OSError as e:
         verdict.status, verdict.message = ERROR, f"{entry.path}: {e.strerror or e}"
         return verdict, None
@@ -188,17 +190,19 @@ def unexpected_files(directory: Path, manifest: Manifest) -> list[str]:
 def verify_directory(manifest: Manifest, directory: Path, records: Records | None, full: bool = False,
                      jobs: int | None = None, progress: Callable[[int], None] | None = None,
                      report_unexpected: bool = True, strict: bool = False,
-                     include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> VerifyReport:
+                     include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+                     keep_cache: bool = False) -> VerifyReport:
     """Verify the manifest files under ``directory`` (those ``include``/``exclude`` select) in
     parallel, and record new fingerprints where the records can be written (a read-only volume
-    is verified all the same). A file the selection leaves out is neither checked nor unexpected."""
+    is verified all the same). A file the selection leaves out is neither checked nor unexpected.
+    Pages read are dropped from the page cache after, unless ``keep_cache``."""
     start = time.monotonic()
     include, exclude = tuple(include or ()), tuple(exclude or ())
     chosen = manifest.select(include, exclude)
     recorded = records.files() if records else {}
 
     def one(entry: FileEntry):
-        return verify_file(entry, directory / entry.path, recorded.get(entry.path), full, progress)
+        return verify_file(entry, directory / entry.path, recorded.get(entry.path), full, progress, keep_cache)
 
     pool = ThreadPoolExecutor(max_workers=verify_jobs(len(chosen.files), jobs))
     try:
