@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -28,9 +27,9 @@ HUB_SOURCES = {
 
 def packaged_dir() -> Path:
     """Manifests inside the installed wheel, or the repository's top-level manifests/."""
-    shipped = resources.files("weightsafe") / "manifests"
+    shipped = Path(__file__).resolve().parent / "manifests"
     if shipped.is_dir():
-        return Path(str(shipped))
+        return shipped
     return Path(__file__).resolve().parents[2] / "manifests"
 
 

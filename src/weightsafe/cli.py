@@ -15,7 +15,7 @@ import time
 
 import click
 
-from . import __version__, api, catalog, housekeeping
+from . import __version__, api, catalog
 from .errors import DiskError, ExitCode, UsageError, WeightsafeError
 from .progress import LineProgress, Progress, RetryLines, TqdmProgress
 from .report import (check_text, clean_text, emit_json, error_json, escape, models_text, plan_text, pull_text,
@@ -351,6 +351,8 @@ def cache():
 def cache_ls(cache_dir, as_json):
     """Every model in the cache (repo-id pulls too): names, size, revision, last verified."""
     ctx = api.Context.make(cache_dir=cache_dir)
+    from . import housekeeping
+
     models = housekeeping.list_models(ctx.cache)
     if as_json:
         emit_json({"command": "cache ls", "ok": True, "cache": str(ctx.cache.root),
@@ -370,6 +372,8 @@ def cache_ls(cache_dir, as_json):
 def cache_rm(name, yes, dry_run, cache_dir, as_json):
     """Remove NAME or ORG/REPO[@REV] from the cache (files, records, partial downloads)."""
     ctx = api.Context.make(cache_dir=cache_dir)
+    from . import housekeeping
+
     plan = housekeeping.remove(ctx.cache, name, dry_run=True)
     if not dry_run and not yes:
         if as_json or not sys.stdin.isatty():
@@ -390,6 +394,8 @@ def cache_rm(name, yes, dry_run, cache_dir, as_json):
 @guarded
 def cache_gc(dry_run, cache_dir, as_json):
     """Remove partial downloads no pull is using, rejected copies and orphaned records."""
+    from . import housekeeping
+
     report = housekeeping.gc(api.Context.make(cache_dir=cache_dir).cache, dry_run=dry_run)
     _emit(report, clean_text, False, as_json)
     return 0

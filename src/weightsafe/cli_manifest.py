@@ -11,11 +11,10 @@ from pathlib import Path
 
 import click
 
-from . import api, authoring, catalog
+from . import api, catalog
 from . import manifest as mf
 from .cli import cache_option, guarded, json_option, signature_options
 from .errors import ExitCode, ManifestError, UsageError
-from .lint import lint as lint_manifest
 from .report import emit_json
 
 
@@ -49,6 +48,8 @@ def manifest_group():
 def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signature, public_key,
            certificate_chain, output, jobs, cache_dir, as_json):
     """Write a manifest for ORG/REPO[@REV] (pinned to its commit) or for local files (--dir)."""
+    from . import authoring  # here, not at the top: every command's start-up would pay for it
+
     if bool(spec) == bool(directory):
         raise UsageError("give ORG/REPO[@REV] or --dir DIR (not both)")
     if directory and (cards or no_readme or endpoint):
@@ -95,6 +96,8 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
 @guarded
 def lint_cmd(files, strict, as_json):
     """Check manifests: schema errors exit 2; warnings for what they leave unchecked."""
+    from .lint import lint as lint_manifest
+
     reports, errors = [], []
     for path in files:
         try:
@@ -126,6 +129,8 @@ def lint_cmd(files, strict, as_json):
 @guarded
 def pin_cmd(file, revision, endpoint, as_json):
     """Resolve FILE's branch revision to its commit and fill missing sizes and hub digests, in place."""
+    from . import authoring
+
     m = mf.load(file)
     pinned, changes = authoring.pin(m, api.Context.make(endpoint=endpoint).client(), revision)
     if changes:

@@ -3,10 +3,13 @@ or an S3 bucket). The work is in mirror.py; this only parses options and prints 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .cli import _emit, cache_option, guarded, jobs_option, output_options, revision_option
-from .mirror import SKIPPED, ExportReport
+if TYPE_CHECKING:  # mirror.py loads only for `mirror export`, not for every command's start-up
+    from .mirror import ExportReport
 
 
 @click.group()
@@ -53,4 +56,4 @@ def export_text(report: ExportReport, quiet: bool) -> list[str]:
     return lines
 
 
-__all__ = ["mirror", "export_text", "SKIPPED"]
+__all__ = ["mirror", "export_text"]

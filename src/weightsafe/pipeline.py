@@ -111,6 +111,32 @@ class Pipeline:
                 self._free.put(slot)
 
 
+class Inline:
+    """The Pipeline's interface without threads: each buffer goes through the sinks in turn, in
+    the producer's thread. For sinks cheaper than producing the bytes (xxh3 hashes at ~36 GB/s,
+    a cached read copies at ~4), handing every buffer to other threads costs more than it overlaps:
+    the fingerprint verify of 1 GiB from the page cache read at 2.3-3.6 GB/s through a Pipeline,
+    3.8-4.0 inline, as fast as `cat`."""
+
+    def __init__(self, sinks: Sequence[Sink], size: int = BUFFER):
+        self._sinks = list(sinks)
+        self._view = memoryview(bytearray(size))
+
+    def acquire(self) -> tuple[int, memoryview]:
+        return 0, self._view
+
+    def submit(self, slot: int, n: int) -> None:
+        if n > 0:
+            for sink in self._sinks:
+                sink(self._view[:n])
+
+    def __enter__(self) -> "Inline":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        pass
+
+
 # ---------------------------------------------------------------- writing with early writeback
 
 SYNC_EVERY = 16 * 1024 * 1024   # ask for a flush after each 16 MiB written...
@@ -217,8 +243,10 @@ _fadvise = getattr(os, "posix_fadvise", None)     # nor posix_fadvise
 # ---------------------------------------------------------------- reading files
 
 def read_file(path: str | os.PathLike, sinks: Sequence[Sink], limit: int | None = None,
-              progress: Callable[[int], None] | None = None, keep_cache: bool = False) -> int:
-    """Read ``path`` (or its first ``limit`` bytes) once, through every sink in parallel.
+              progress: Callable[[int], None] | None = None, keep_cache: bool = False,
+              threads: bool = True) -> int:
+    """Read ``path`` (or its first ``limit`` bytes) once, through every sink: in parallel, each
+    on its own thread, or with ``threads=False`` in this thread (for sinks cheaper than the read).
 
     Large sequential reads with the kernel told so (FADV_SEQUENTIAL); unless ``keep_cache``, the
     pages read are dropped after (FADV_DONTNEED), so verifying a 100 GB model does not evict
@@ -226,7 +254,7 @@ def read_file(path: str | os.PathLike, sinks: Sequence[Sink], limit: int | None 
     """
     total = 0
     fadvise = getattr(os, "posix_fadvise", None)
-    with open(path, "rb", buffering=0) as fh, Pipeline(sinks) as pipe:
+    with open(path, "rb", buffering=0) as fh, (Pipeline(sinks) if threads else Inline(sinks)) as pipe:
         fd = fh.fileno()
         if fadvise:
             fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
