@@ -181,6 +181,17 @@ def test_pull_and_verify_drop_the_pages_they_wrote_or_read_unless_asked_to_keep_
     assert all(as_asked(page_cache(p, n)) for p, n in zip(shards, sizes))
 
 
+def test_the_cli_keeps_the_pages_with_keep_cache(page_cache, ws, seeds, cache_dir):
+    from tests.conftest import model_dir
+
+    r = seeds["octocoder"]
+    assert ws("pull", "octocoder", "--include", "*.safetensors", "--keep-cache", "-q").code == 0
+    shards = [(model_dir(cache_dir, r) / p, len(d)) for p, d in r.files.items() if p.endswith(".safetensors")]
+    assert all(page_cache(p, n) > 0.95 for p, n in shards)
+    assert ws("verify", "octocoder", "--full", "--include", "*.safetensors", "-q").code == 0
+    assert all(page_cache(p, n) < 0.05 for p, n in shards)  # without the flag, verify drops what it read
+
+
 def test_reading_a_file_hashes_it_once_with_every_algorithm_in_parallel(tmp_path):
     data = os.urandom(3 * 1024 * 1024 + 5)
     (tmp_path / "f").write_bytes(data)
