@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from .errors import DiskError, UsageError
 from .manifest import check_relpath
+from .pipeline import drop_pages
 
 if TYPE_CHECKING:  # filelock loads only where a lock is taken: not on read-only paths (verify, path)
     from filelock import FileLock
@@ -269,8 +270,8 @@ class Cache:
         refuse_planted(part)
         with open(part, "rb+", opener=nofollow) as fh:
             os.fsync(fh.fileno())
-            if not keep_cache and hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            if not keep_cache:
+                drop_pages(fh.fileno())
         os.replace(part, final)
         fsync_dir(final.parent)
 

@@ -222,8 +222,8 @@ class Writer:
             error = None
             try:
                 _fdatasync(self.fd)
-                if not self.keep_cache and _fadvise is not None and target > self._dropped:
-                    _fadvise(self.fd, self._dropped, target - self._dropped, os.POSIX_FADV_DONTNEED)
+                if not self.keep_cache and target > self._dropped:
+                    drop_pages(self.fd, self._dropped, target - self._dropped)
                     self._dropped = target
             except OSError as e:
                 error = e
@@ -240,6 +240,13 @@ _fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 _fadvise = getattr(os, "posix_fadvise", None)     # nor posix_fadvise
 
 
+def drop_pages(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Drop a range of the file's clean pages from the page cache (length 0: to the end), where
+    the system can; pages still dirty or busy stay."""
+    if _fadvise is not None:
+        _fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 # ---------------------------------------------------------------- reading files
 
 def read_file(path: str | os.PathLike, sinks: Sequence[Sink], limit: int | None = None,
@@ -253,11 +260,10 @@ def read_file(path: str | os.PathLike, sinks: Sequence[Sink], limit: int | None 
     what the machine was using the page cache for. Returns the bytes read.
     """
     total = 0
-    fadvise = getattr(os, "posix_fadvise", None)
     with open(path, "rb", buffering=0) as fh, (Pipeline(sinks) if threads else Inline(sinks)) as pipe:
         fd = fh.fileno()
-        if fadvise:
-            fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        if _fadvise is not None:
+            _fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         while limit is None or total < limit:
             slot, buf = pipe.acquire()
             want = len(buf) if limit is None else min(len(buf), limit - total)
@@ -265,11 +271,11 @@ def read_file(path: str | os.PathLike, sinks: Sequence[Sink], limit: int | None 
             pipe.submit(slot, n or 0)
             if not n:
                 break
-            if fadvise and not keep_cache:
-                fadvise(fd, total, n, os.POSIX_FADV_DONTNEED)
+            if not keep_cache:
+                drop_pages(fd, total, n)
             total += n
             if progress:
                 progress(n)
-        if fadvise and not keep_cache:  # and any page that was busy (being read ahead) when its turn came
-            fadvise(fd, 0, total, os.POSIX_FADV_DONTNEED)
+        if not keep_cache:  # and any page that was busy (being read ahead) when its turn came
+            drop_pages(fd, 0, total)
     return total
