@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -75,3 +76,13 @@ def test_the_github_actions_step_pulls_verifies_and_keeps_the_report(env, tmp_pa
     import json
     assert json.loads((tmp_path / "pull.json").read_text())["ok"]
     assert (tmp_path / "models" / job_env["MODEL"] / "config.json").is_file()
+
+
+@pytest.mark.parametrize("script", ["bench.py", "hfcache.py", "mirror_bench.py", "torture.py"])
+def test_every_benchmark_script_starts(script):
+    """The benchmarks are not run in CI (they are measurements, not tests), but each must at least
+    load: mirror_bench.py once went on importing helpers bench.py no longer had."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
