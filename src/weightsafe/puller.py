@@ -437,11 +437,10 @@ def _still_verified(record: FileRecord | None, stat: Stat, entry: FileEntry) -> 
 def _transfer_for(client, jobs: int, keep_cache: bool):
     """The downloader for the endpoint's scheme: ranged HTTP GETs, or ranged S3 GETs (s3source.py);
     both fill the same .part file and return the same digests."""
+    fetch = download
     if client.endpoint.startswith("s3://"):
-        from .s3source import download as s3_download
-
-        return s3_download
-    return functools.partial(download, buffers=transfer_buffers(jobs), keep_cache=keep_cache)
+        from .s3source import download as fetch
+    return functools.partial(fetch, buffers=transfer_buffers(jobs), keep_cache=keep_cache)
 
 
 def _gb(n: int) -> str:

@@ -27,9 +27,9 @@ from .errors import DiskError, HubError, HubUnreachable, IntegrityError, Offline
 from .cache import nofollow
 from .hashing import MultiHasher
 from .hub import RemoteFile
+from .pipeline import BUFFERS, Pipeline, Writer
 from .transfer import Cancelled, PartFile, PartState, TransferResult
 
-CHUNK = 1024 * 1024
 MULTIPART_CHUNK = 8 * 1024 * 1024
 FINGERPRINT_META = "xxh3-128"
 
@@ -193,9 +193,11 @@ class S3Client:
 def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
              expect: str | None, progress: Callable[[int], None] | None = None,
              max_attempts: int | None = None, backoff: float | None = None, label: str | None = None,
-             cancel: threading.Event | None = None) -> TransferResult:
+             cancel: threading.Event | None = None, buffers: int = BUFFERS,
+             keep_cache: bool = False) -> TransferResult:
     """Fetch the object at ``url`` (from ``file_url``) into ``part`` with ranged GETs, as
-    ``transfer.download`` does over HTTP. ``expect`` is the object's ETag at HEAD time."""
+    ``transfer.download`` does over HTTP, through the same pipeline (a thread per digest, the
+    writer flushing and dropping pages behind itself). ``expect`` is the object's ETag at HEAD time."""
     from botocore import exceptions as bx
 
     key = client.key_of(url)
@@ -215,16 +217,13 @@ def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], 
             body = _get(client, kw, label, hasher.count, size)
             if body is None:  # nothing left to send
                 break
-            with open(part.path, "ab" if hasher.count else "wb", opener=nofollow) as fh:
-                while chunk := body.read(CHUNK):
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled(label)
-                    fh.write(chunk)
-                    hasher.update(chunk)
-                    if progress:
-                        progress(len(chunk))
-                    if size is not None and hasher.count > size:
-                        raise IntegrityError(f"{label}: the object is larger than the {size} bytes expected")
+            with open(part.path, "ab" if hasher.count else "wb", buffering=0, opener=nofollow) as fh:
+                writer = Writer(fh.fileno(), hasher.count, keep_cache)
+                try:
+                    with Pipeline(hasher.sinks() + [writer], buffers=buffers) as pipe:
+                        _pump(body, pipe, hasher, progress, cancel, size, label)
+                finally:
+                    writer.close()  # the flusher stops before the file closes; a failed flush is a disk error
             fetched += hasher.count - before
             if size is None:
                 break
@@ -253,6 +252,28 @@ def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], 
         except OSError as e:
             raise DiskError(f"cannot write {part.path}: {e.strerror or e}") from None
     return TransferResult(hasher.hexdigests(), hasher.count, fetched, resumed_from, restarts)
+
+
+def _pump(body, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.Event | None,
+          size: int | None, label: str) -> None:
+    """Move an object's body into the pipeline's buffers until it ends; each buffer is handed on
+    as soon as it is read, so what arrived before an error is written and hashed."""
+    while not (cancel is not None and cancel.is_set()):
+        slot, buf = pipe.acquire()
+        chunk = b""
+        try:
+            chunk = body.read(len(buf))
+            buf[:len(chunk)] = chunk
+        finally:
+            pipe.submit(slot, len(chunk))
+        if not chunk:
+            return
+        hasher.advance(len(chunk))
+        if progress:
+            progress(len(chunk))
+        if size is not None and hasher.count > size:
+            raise IntegrityError(f"{label}: the object is larger than the {size} bytes expected")
+    raise Cancelled(label)
 
 
 class _Replaced(Exception):
