@@ -147,3 +147,29 @@ def test_wrong_credentials_missing_bucket_and_missing_key_are_one_line_exit_3(ws
 
     res = run_ws("pull", "codefuse-34b", "--endpoint", "s3://", "--cache-dir", node, env=s3_env)
     assert res.code == 2 and "s3://bucket[/prefix]" in res.err
+
+
+def test_a_cancelled_pull_from_a_bucket_keeps_every_byte_it_wrote_hashed_and_resumes_there(s3, s3_env, bucket,
+                                                                                          tmp_path):
+    import hashlib
+    import os
+    import threading
+
+    from weightsafe import s3source
+    from weightsafe.transfer import Cancelled, PartFile
+
+    data = os.urandom(3 * 1024 * 1024 + 7)  # several pipeline buffers
+    _put(s3, bucket, "big/resolve/main/w.bin", data)
+    client = s3source.S3Client(bucket, backoff=0.0)
+    url = client.file_url("big", "main", "w.bin")
+    etag = client.head("big", "main", "w.bin").etag
+    part = PartFile(tmp_path / "w.bin.part")
+    cancel = threading.Event()
+    with pytest.raises(Cancelled):
+        s3source.download(client, url, part, ("sha256",), len(data), etag, progress=lambda n: cancel.set(),
+                          cancel=cancel)
+    kept = part.size()
+    assert 0 < kept < len(data) and part.path.read_bytes() == data[:kept]
+    result = s3source.download(client, url, part, ("sha256", "md5"), len(data), etag)
+    assert result.resumed_from == kept and result.fetched == len(data) - kept
+    assert result.digests == {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data).hexdigest()}
