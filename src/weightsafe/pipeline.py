@@ -10,6 +10,7 @@ consumers fall behind, the producer waits for a free buffer, so memory stays fla
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -234,6 +235,20 @@ class Writer:
                 else:
                     self._flushed = max(self._flushed, target)
                 self._cond.notify_all()
+
+
+@contextlib.contextmanager
+def writing(fh, start: int, sinks: Sequence[Sink], buffers: int = BUFFERS, keep_cache: bool = False,
+            size: int = BUFFER):
+    """A Pipeline whose last sink is a Writer appending to the open file ``fh`` from ``start``:
+    what a download fills. Leaving it waits for every sink, then stops the flusher (raising a
+    flush's error) before the caller closes the file."""
+    writer = Writer(fh.fileno(), start, keep_cache)
+    try:
+        with Pipeline([*sinks, writer], buffers=buffers, size=size) as pipe:
+            yield pipe
+    finally:
+        writer.close()
 
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync

@@ -27,7 +27,7 @@ from .errors import DiskError, HubError, HubUnreachable, IntegrityError, Offline
 from .cache import nofollow
 from .hashing import MultiHasher
 from .hub import RemoteFile
-from .pipeline import BUFFERS, Pipeline, Writer
+from .pipeline import BUFFERS, Pipeline, writing
 from .transfer import Cancelled, PartFile, PartState, TransferResult
 
 MULTIPART_CHUNK = 8 * 1024 * 1024
@@ -217,13 +217,9 @@ def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], 
             body = _get(client, kw, label, hasher.count, size)
             if body is None:  # nothing left to send
                 break
-            with open(part.path, "ab" if hasher.count else "wb", buffering=0, opener=nofollow) as fh:
-                writer = Writer(fh.fileno(), hasher.count, keep_cache)
-                try:
-                    with Pipeline(hasher.sinks() + [writer], buffers=buffers) as pipe:
-                        _pump(body, pipe, hasher, progress, cancel, size, label)
-                finally:
-                    writer.close()  # the flusher stops before the file closes; a failed flush is a disk error
+            with open(part.path, "ab" if hasher.count else "wb", buffering=0, opener=nofollow) as fh, \
+                    writing(fh, hasher.count, hasher.sinks(), buffers, keep_cache) as pipe:
+                _pump(body, pipe, hasher, progress, cancel, size, label)
             fetched += hasher.count - before
             if size is None:
                 break

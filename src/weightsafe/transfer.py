@@ -30,7 +30,7 @@ from .cache import atomic_write, nofollow, read_json_object, refuse_planted
 from .errors import DiskError, HubError, IntegrityError
 from .hashing import MultiHasher, feed_file
 from .hub import HubClient, _reason, describe_http_error
-from .pipeline import BUFFER, BUFFERS, Pipeline, Writer
+from .pipeline import BUFFER, BUFFERS, Pipeline, writing
 
 CHUNK = BUFFER  # bytes per buffer: cache-sized (see pipeline.py), little lost in flight to a kill -9
 HANDOFF = 0.01           # seconds: bytes are handed on (to disk, to progress) at least this often, so a kill -9 loses little
@@ -244,14 +244,10 @@ def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, v
                                      f"expected {size}; refusing a different file")
             remember(got)
         mode = "ab" if offset else "wb"
-        with open(part.path, mode, buffering=0, opener=nofollow) as fh:
-            writer = Writer(fh.fileno(), offset, keep_cache)
-            try:
-                with Pipeline(hasher.sinks() + [writer], buffers=buffers, size=CHUNK) as pipe:
-                    guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())
-                    received = _pump(resp.raw, pipe, hasher, progress, cancel, size, guard)
-            finally:
-                writer.close()  # the flusher stops before the file closes; a failed flush is a disk error
+        with open(part.path, mode, buffering=0, opener=nofollow) as fh, \
+                writing(fh, offset, hasher.sinks(), buffers, keep_cache, size=CHUNK) as pipe:
+            guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())
+            received = _pump(resp.raw, pipe, hasher, progress, cancel, size, guard)
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
         if expected_len is not None and received < expected_len:
