@@ -192,6 +192,24 @@ def test_the_cli_keeps_the_pages_with_keep_cache(page_cache, ws, seeds, cache_di
     assert all(page_cache(p, n) < 0.05 for p, n in shards)  # without the flag, verify drops what it read
 
 
+def test_page_cache_advice_the_file_system_refuses_fails_nothing(tmp_path, monkeypatch):
+    import errno
+
+    def refuse(fd, offset, length, advice):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(pipeline, "_fadvise", refuse)
+    monkeypatch.setattr(pipeline, "SYNC_EVERY", 1 << 16)
+    monkeypatch.setattr(pipeline, "SYNC_INTERVAL", 0)
+    data = os.urandom(1 << 20)
+    with open(tmp_path / "f", "wb", buffering=0) as fh:
+        w = Writer(fh.fileno())
+        for i in range(0, len(data), 1 << 16):
+            w(memoryview(data[i:i + (1 << 16)]))
+        w.close()  # flushes happened, their drops were refused: no error
+    assert hash_file(tmp_path / "f", ("sha256", FINGERPRINT_ALG))["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 def test_reading_a_file_hashes_it_once_with_every_algorithm_in_parallel(tmp_path):
     data = os.urandom(3 * 1024 * 1024 + 5)
     (tmp_path / "f").write_bytes(data)

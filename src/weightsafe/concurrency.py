@@ -30,7 +30,7 @@ def pull_jobs(files: int, requested: int | None = None) -> int:
 
     Why 4 even on 2 cores: from a mirror on loopback 2 files are ~4% faster there (less thread
     contention, BENCHMARKS.md), but over the internet one CDN connection often carries less than
-    a core hashes, and halving the connections would cost a 2-core CI runner far more.
+    a core hashes, and halving the connections would cost a 2-core CI runner far more."""
     if requested:
         return max(1, requested)
     return max(1, min(files, MAX_FILES_IN_FLIGHT, max(4, cores() // 2)))

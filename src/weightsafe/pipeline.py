@@ -258,8 +258,16 @@ _fadvise = getattr(os, "posix_fadvise", None)     # nor posix_fadvise
 def drop_pages(fd: int, offset: int = 0, length: int = 0) -> None:
     """Drop a range of the file's clean pages from the page cache (length 0: to the end), where
     the system can; pages still dirty or busy stay."""
+    _advise(fd, offset, length, "POSIX_FADV_DONTNEED")
+
+
+def _advise(fd: int, offset: int, length: int, advice: str) -> None:
+    """Advice is never worth failing for: a system or file system without it is left alone."""
     if _fadvise is not None:
-        _fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+        try:
+            _fadvise(fd, offset, length, getattr(os, advice))
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- reading files
@@ -277,8 +285,7 @@ def read_file(path: str | os.PathLike, sinks: Sequence[Sink], limit: int | None 
     total = 0
     with open(path, "rb", buffering=0) as fh, (Pipeline(sinks) if threads else Inline(sinks)) as pipe:
         fd = fh.fileno()
-        if _fadvise is not None:
-            _fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        _advise(fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
         while limit is None or total < limit:
             slot, buf = pipe.acquire()
             want = len(buf) if limit is None else min(len(buf), limit - total)
