@@ -78,7 +78,7 @@ def test_the_github_actions_step_pulls_verifies_and_keeps_the_report(env, tmp_pa
     assert (tmp_path / "models" / job_env["MODEL"] / "config.json").is_file()
 
 
-@pytest.mark.parametrize("script", ["bench.py", "hfcache.py", "mirror_bench.py", "torture.py"])
+@pytest.mark.parametrize("script", ["ab.py", "bench.py", "hfcache.py", "mirror_bench.py", "torture.py"])
 def test_every_benchmark_script_starts(script):
     """The benchmarks are not run in CI (they are measurements, not tests), but each must at least
     load: mirror_bench.py once went on importing helpers bench.py no longer had."""
