@@ -170,8 +170,7 @@ class Writer:
         self.pos = start
         self.keep_cache = keep_cache
         self._asked, self._asked_at = start, time.monotonic()
-        self._flushed = start            # a finished flush covered everything before this
-        self._dropped = start            # pages before this (and after start) were dropped once on disk
+        self._flushed = start            # a finished flush covered (and dropped) everything before this
         self._want: int | None = None    # a flush asked for (up to here) and not yet begun
         self._busy = False
         self._done = False
@@ -223,9 +222,8 @@ class Writer:
             error = None
             try:
                 _fdatasync(self.fd)
-                if not self.keep_cache and target > self._dropped:
-                    drop_pages(self.fd, self._dropped, target - self._dropped)
-                    self._dropped = target
+                if not self.keep_cache and target > self._flushed:  # only this thread moves _flushed
+                    drop_pages(self.fd, self._flushed, target - self._flushed)
             except OSError as e:
                 error = e
             with self._cond:
