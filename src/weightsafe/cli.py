@@ -185,6 +185,7 @@ def main():
 def pull(name, revision, manifest_path, endpoint, include, exclude, jobs, offline, local_dir, hf_cache, dry_run,
          then_check, keep_cache, signature, public_key, certificate_chain, device, cache_dir, quiet, as_json):
     """Fetch NAME (a manifest name, or ORG/REPO[@REV]) into the cache and verify every byte."""
+    _tune_allocator()
     settings = Settings.from_env()
     common = dict(revision=revision, endpoint=endpoint, cache_dir=cache_dir, include=include, exclude=exclude,
                   offline=offline, manifest=manifest_path, settings=settings)
@@ -412,7 +413,6 @@ def entry(argv: list[str] | None = None) -> None:
     """The console script: click's own usage errors also become one line (and JSON with --json),
     and an interrupted run exits at once rather than waiting for its download threads."""
     args = sys.argv[1:] if argv is None else argv
-    _tune_allocator()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -445,7 +445,8 @@ def _tune_allocator() -> None:
     freed size), which the kernel must fault in and zero: ~50,000 page faults per GiB. Fixed
     thresholds (as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ would set before start-up) let
     the heap reuse that memory: 1 GiB pulled in 9 files on 2 cores, 3.50 -> 3.43 CPU-s, 2.29 ->
-    2.26 s (medians of 6). A no-op where the C library is not glibc, or the user set them."""
+    2.26 s (medians of 6). Called by `pull` only: no other command streams a socket, and ctypes
+    costs every start-up ~2.5 ms. A no-op where the C library is not glibc, or the user set them."""
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
         return
     try:
