@@ -7,7 +7,7 @@ import json
 
 from weightsafe import manifest as mf
 from weightsafe.authoring import from_dir, pin
-from weightsafe.hub import HubClient
+from weightsafe.sources.http import HubClient
 from weightsafe.lint import lint
 from tests.conftest import run_ws
 from tests.replicas import fake_commit, md5_card, write_replica

@@ -51,7 +51,7 @@ def test_resume_against_nginx_uses_its_etag_with_if_range(ws, mirror, seeds, cac
     path = "pytorch_model-00001-of-00007.bin"
     import requests
 
-    from weightsafe.transfer import PartFile, PartState
+    from weightsafe.sources.resume import PartFile, PartState
 
     head = requests.head(f"{url}/{r.repo}/resolve/{r.commit}/{path}")
     part = PartFile(cache_dir / "partial" / "codefuse-34b" / r.commit / (path + ".part"))

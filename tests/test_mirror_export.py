@@ -12,7 +12,7 @@ import weightsafe
 from tests.conftest import model_dir
 from tests.nginx import nginx
 from weightsafe.manifest import load as load_manifest
-from weightsafe.mirror import manifest_relpath
+from weightsafe.layout import manifest_relpath
 
 REPO_MODEL = "ibm-granite/granite-3.0-1b-a400m-instruct"
 

@@ -107,7 +107,7 @@ def test_a_flipped_byte_in_a_bucket_object_is_refused(ws, s3, in_bucket, seeds, 
 def test_a_pull_from_a_bucket_resumes_with_a_ranged_get(ws, s3, in_bucket, seeds, tmp_path):
     import boto3
 
-    from weightsafe.transfer import PartFile, PartState
+    from weightsafe.sources.resume import PartFile, PartState
 
     r = seeds["codefuse-34b"]
     path = "pytorch_model-00001-of-00007.bin"
@@ -155,8 +155,8 @@ def test_a_cancelled_pull_from_a_bucket_keeps_every_byte_it_wrote_hashed_and_res
     import os
     import threading
 
-    from weightsafe import s3source
-    from weightsafe.transfer import Cancelled, PartFile
+    from weightsafe.sources import s3 as s3source
+    from weightsafe.sources.resume import Cancelled, PartFile
 
     data = os.urandom(3 * 1024 * 1024 + 7)  # several pipeline buffers
     _put(s3, bucket, "big/resolve/main/w.bin", data)

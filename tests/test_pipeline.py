@@ -12,11 +12,12 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from weightsafe import pipeline, transfer
+from weightsafe import pipeline
+from weightsafe.sources import resume as transfer
 from weightsafe.hashing import FINGERPRINT_ALG, MultiHasher, hash_file
-from weightsafe.hub import HubClient
+from weightsafe.sources.http import HubClient
 from weightsafe.pipeline import Pipeline, Writer, read_file
-from weightsafe.transfer import PartFile, PartState
+from weightsafe.sources.resume import PartFile, PartState
 
 
 @given(pieces=st.lists(st.binary(max_size=300), max_size=40), size=st.sampled_from([1, 7, 64, 4096]),

@@ -122,9 +122,9 @@ def module_hub(seeds):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_drop_points_and_chunk_sizes_give_a_verified_file_or_a_clean_error(
         module_hub, tmp_path_factory, monkeypatch, drops, chunk, client_chunk):
-    from weightsafe import transfer
+    from weightsafe.sources import resume as transfer
     from weightsafe.errors import HubError
-    from weightsafe.hub import HubClient
+    from weightsafe.sources.http import HubClient
 
     hub, data = module_hub
     hub.state.faults.clear()

@@ -83,7 +83,7 @@ def test_verify_of_a_model_not_in_the_cache_says_how_to_get_it(ws):
 def test_records_keep_their_json_form_and_one_that_does_not_parse_is_no_record(tmp_path):
     import json
 
-    from weightsafe.cache import FileRecord, Records, Stat
+    from weightsafe.records import FileRecord, Records, Stat
 
     records = Records(tmp_path / "records.json")
     good = FileRecord(Stat(5, 6, 7), "ab", {"sha256": "cd"}, {"sha256": "hub-lfs"}, 1.5)

@@ -3,18 +3,17 @@
 The public API (``pull``, ``verify``, ``check``, ``path``) is what the CLI calls; see api.py.
 """
 
-__version__ = "0.1.0"
-
-from .api import check, path, plan, pull, pull_report, verify  # noqa: E402
-from .errors import (DiskError, HubError, IntegrityError, Interrupted, ManifestError, NotCachedError,  # noqa: E402
+from ._version import __version__
+from .api import check, path, plan, pull, pull_report, verify
+from .errors import (DiskError, HubError, IntegrityError, Interrupted, ManifestError, NotCachedError,
                      PullFailed, UnsafeContentError, UsageError, WeightsafeError)
-from .settings import Settings  # noqa: E402
+from .settings import Settings
 
 
 def __getattr__(name: str):
-    """``weightsafe.export`` loads mirror.py on first use, not at every command's start-up."""
+    """``weightsafe.export`` loads exporter.py on first use, not at every command's start-up."""
     if name == "export":
-        from .mirror import export
+        from .exporter import export
 
         return export
     raise AttributeError(f"module 'weightsafe' has no attribute {name!r}")

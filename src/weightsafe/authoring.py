@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from . import catalog
 from . import manifest as mf
-from .cache import Cache, atomic_write, read_json_object
+from .cache import Cache
 from .cards import Finding, import_digests
 from .concurrency import verify_jobs
 from .errors import HubMismatchError, UsageError
+from .fsutil import atomic_write, read_json_object
 from .hashing import hash_file
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a hub is asked
-    from .hub import HubClient
+    from .sources.http import HubClient
 
 CARD_FILE = "README.md"
 MAX_CARD_BYTES = 4 * 1024 * 1024
@@ -78,7 +79,7 @@ def fetch_card(client: HubClient, repo: str, commit: str, path: str = CARD_FILE)
     resp = client.request("GET", client.file_url(repo, commit, path), what=f"{repo}@{commit[:12]}: {path}")
     try:
         if resp.status_code >= 400:
-            from .hub import describe_http_error
+            from .sources.http import describe_http_error
 
             raise describe_http_error(resp, f"{repo}@{commit}: {path}", client.endpoint)
         body = resp.content[:MAX_CARD_BYTES]

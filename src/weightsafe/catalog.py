@@ -8,23 +8,17 @@ that revision and is pinned in the cache, so a later verify (or an offline pull)
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from . import manifest as mf
-from .cache import Cache, atomic_write, read_json_object, slug
+from .cache import Cache
 from .errors import HubError, HubUnreachable, ManifestError, OfflineError, UsageError
+from .pins import HUB_SOURCES, pinned, store_pin
+
 if TYPE_CHECKING:  # requests costs ~0.25 s of start-up that verify, list and check never need
-    from .hub import HubClient, RemoteEntry
-HUB_SOURCES = {
-    "hub-lfs": "the hub's LFS sha256 for the file at the pinned commit (model API listing)",
-    "hub-git": "the hub's git blob id for the file at the pinned commit (model API listing)",
-}
-
-
+    from .sources.base import RemoteEntry
+    from .sources.http import HubClient
 def packaged_dir() -> Path:
     """Manifests inside the installed wheel, or the repository's top-level manifests/."""
     shipped = Path(__file__).resolve().parent / "manifests"
@@ -89,26 +83,6 @@ def available(dirs: Sequence[Path]) -> list[tuple[mf.Manifest, Path]]:
 
 # ---------------------------------------------------------------- repos pinned from the hub
 
-def _refs_path(cache: Cache) -> Path:
-    return cache.pinned_dir() / "refs.json"
-
-
-def _pinned_path(cache: Cache, repo: str, commit: str) -> Path:
-    return cache.pinned_dir() / f"{slug(repo)}@{commit}.toml"
-
-
-def pinned(cache: Cache, repo: str, rev: str | None) -> mf.Manifest | None:
-    """A manifest pinned by an earlier pull of ``repo`` at ``rev`` (latest pull when rev is None)."""
-    refs = read_json_object(_refs_path(cache))
-    entry = refs.get(f"{repo}@{rev}") if rev else max(
-        (v for k, v in refs.items() if k.split("@", 1)[0] == repo), key=lambda v: v["time"], default=None)
-    commit = entry["commit"] if entry else rev if rev and mf.FULL_COMMIT_RE.match(rev) else None
-    if not commit:
-        return None
-    path = _pinned_path(cache, repo, commit)
-    return mf.load(path) if path.is_file() else None
-
-
 def hub_entry(repo: str, commit: str, e: RemoteEntry) -> mf.FileEntry:
     """A file of the hub's listing as a manifest entry: exact size, LFS sha256 or git blob id."""
     try:
@@ -142,18 +116,6 @@ def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manif
     m = mf.Manifest(name=repo, repo=repo, revision=commit, files=tuple(files), sources=dict(HUB_SOURCES),
                     description=f"pinned from {client.endpoint} at {rev or 'main'}")
     return store_pin(cache, repo, rev, mf.parse(mf.to_toml(m), f"<pinned {repo}@{commit}>"))
-
-
-def store_pin(cache: Cache, repo: str, rev: str | None, m: mf.Manifest) -> mf.Manifest:
-    """Record ``m`` (a validated pin of ``repo`` at its commit) as what ``rev`` resolves to."""
-    commit = m.revision
-    path = _pinned_path(cache, repo, commit)
-    cache.ensure_dir(path.parent)
-    atomic_write(path, mf.to_toml(m).encode())
-    refs = read_json_object(_refs_path(cache))
-    refs[f"{repo}@{rev or 'main'}"] = {"commit": commit, "time": time.time()}
-    atomic_write(_refs_path(cache), json.dumps(refs, indent=1).encode())
-    return replace(m, origin=str(path))
 
 
 def resolve(spec: str, cache: Cache, dirs: Sequence[Path], manifest_path: str | None = None,
@@ -192,7 +154,8 @@ def resolve(spec: str, cache: Cache, dirs: Sequence[Path], manifest_path: str | 
                          f"{known.revision[:12]} for {spec} from an earlier pull")
         return known
     except HubError as e:  # no hub API: a static mirror (nginx, a bucket) may publish the manifest
-        from .mirror import fetch_manifest, manifest_relpath
+        from .layout import manifest_relpath
+        from .sources.mirror import fetch_manifest
 
         published = fetch_manifest(client, repo, rev or "main")
         if published is None:

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import Cache, Records, read_json_object
+from .cache import Cache
+from .fsutil import read_json_object
+from .records import Records
 from .errors import UsageError
 from .manifest import FULL_COMMIT_RE
 

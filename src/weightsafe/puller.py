@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 
 from filelock import Timeout
 
-from .cache import Cache, FileRecord, Records, Stat
+from .cache import Cache
 from .concurrency import pull_jobs, transfer_buffers
 from .errors import (DiskError, ExitCode, HubError, HubMismatchError, IntegrityError, Interrupted, OfflineError,
                      WeightsafeError, first_of)
 from .hashing import FINGERPRINT_ALG
-from .hub import HubClient, RemoteFile
 from .manifest import Digest, FileEntry, Manifest
 from .progress import Progress
-from .placement import Placement
-from .transfer import Cancelled, PartFile, download
+from .records import FileRecord, Records, Stat
+from .sources.base import RemoteFile
+from .sources.http import HubClient
+from .sources.resume import Cancelled, PartFile, download
+from .targets.placement import Placement
 from .verify import compare, explain, verify_file
 
 HUB_HEAD_SOURCE = "hub-head"
@@ -439,7 +441,7 @@ def _transfer_for(client, jobs: int, keep_cache: bool):
     both fill the same .part file and return the same digests."""
     fetch = download
     if client.endpoint.startswith("s3://"):
-        from .s3source import download as fetch
+        from .sources.s3 import download as fetch
     return functools.partial(fetch, buffers=transfer_buffers(jobs), keep_cache=keep_cache)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cache import FileRecord, Records, Stat
+from .records import FileRecord, Records, Stat
 from .concurrency import verify_jobs
 from .errors import IntegrityError, first_of
 from .hashing import FINGERPRINT_ALG, hash_file

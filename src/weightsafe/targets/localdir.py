@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import manifest as mf
-from .cache import FileRecord, Records, Stat, atomic_write
-from .errors import DiskError, UsageError
+from .. import manifest as mf
+from ..errors import DiskError, UsageError
+from ..fsutil import atomic_write
+from ..records import FileRecord, Records, Stat
 from .placement import Placement, place
 
 META_DIR = Path(".cache") / "weightsafe"

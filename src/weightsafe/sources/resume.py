@@ -26,11 +26,11 @@ from typing import Callable
 import requests
 import urllib3
 
-from .cache import atomic_write, nofollow, read_json_object, refuse_planted
-from .errors import DiskError, HubError, IntegrityError
-from .hashing import MultiHasher, feed_file
-from .hub import HubClient, _reason, describe_http_error
-from .pipeline import BUFFER, BUFFERS, Pipeline, writing
+from ..errors import DiskError, HubError, IntegrityError
+from ..fsutil import atomic_write, nofollow, read_json_object, refuse_planted
+from ..hashing import MultiHasher, feed_file
+from ..pipeline import BUFFER, BUFFERS, Pipeline, writing
+from .http import HubClient, _reason, describe_http_error
 
 CHUNK = BUFFER  # bytes per buffer: cache-sized (see pipeline.py), little lost in flight to a kill -9
 HANDOFF = 0.01           # seconds: bytes are handed on (to disk, to progress) at least this often, so a kill -9 loses little

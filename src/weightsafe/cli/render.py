@@ -6,7 +6,7 @@ import json
 import sys
 import unicodedata
 
-from .errors import WeightsafeError
+from ..errors import WeightsafeError
 
 MARK = {"ok": "ok", "cached": "ok", "downloaded": "ok", "failed": "FAIL", "mismatch": "MISMATCH",
         "missing": "MISSING", "wrong_size": "WRONG SIZE", "unexpected": "unexpected",
@@ -162,3 +162,21 @@ def clean_text(report, quiet: bool = False) -> list[str]:
     lines += [f"warning: skipped {s}" for s in report.skipped]
     lines.append(f"{report.command}: {verb} {len(report.removed)} item(s), {size(report.bytes)}")
     return escaped(lines)
+
+
+def export_text(report, quiet: bool = False) -> list[str]:
+    if quiet:
+        return []
+    counts: dict[str, int] = {}
+    for f in report.files:
+        counts[f.method] = counts.get(f.method, 0) + 1
+    how = ", ".join(f"{n} {m}" for m, n in sorted(counts.items()))
+    lines = [f"exported {report.name} ({report.repo}@{report.commit[:12]}) to {report.destination}: "
+             f"{len(report.files)} file(s) ({how})" + (" (nothing changed)" if not report.changed else ""),
+             f"  manifest: {report.manifest}"]
+    lines += [f"  alias: {a}" for a in report.aliases]
+    lines += [f"  note: {n}" for n in report.notes]
+    where = report.destination if report.destination.startswith("s3://") else \
+        f"<URL serving {report.destination}>"
+    lines.append(f"  pull with: weightsafe pull {report.repo}@{report.commit} --endpoint {where}")
+    return lines

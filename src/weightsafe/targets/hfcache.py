@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import atomic_write
-from .errors import DiskError, NotCachedError
-from .hashing import hash_file
-from .manifest import FULL_COMMIT_RE, Digest, FileEntry, Manifest, check_relpath
+from ..errors import DiskError, NotCachedError
+from ..fsutil import atomic_write
+from ..hashing import hash_file
+from ..manifest import FULL_COMMIT_RE, Digest, FileEntry, Manifest, check_relpath
 from .placement import Placement, place, swap_symlink
 
 HF_BLOB_SOURCE = "hf-blob"

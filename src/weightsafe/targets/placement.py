@@ -19,8 +19,8 @@ from pathlib import Path
 
 import xxhash
 
-from .cache import fsync_dir
-from .errors import DiskError, IntegrityError
+from ..errors import DiskError, IntegrityError
+from ..fsutil import fsync_dir
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 COPY_CHUNK = 8 * 1024 * 1024

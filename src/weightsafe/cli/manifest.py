@@ -1,6 +1,6 @@
 """`weightsafe manifest ...`: write a manifest for any model, lint one, pin one.
 
-A thin layer over authoring.py and lint.py (registered on the main group in cli.py). Findings
+A thin layer over authoring.py and lint.py (registered on the main group in cli/__init__.py). Findings
 (card digests that could not be imported, sources that disagree) go to stderr as warnings and
 into the manifest's notes; the manifest itself goes to -o FILE or stdout.
 """
@@ -11,11 +11,12 @@ from pathlib import Path
 
 import click
 
-from . import api, catalog
-from . import manifest as mf
-from .cli import cache_option, guarded, json_option, signature_options
-from .errors import ExitCode, ManifestError, UsageError
-from .report import emit_json
+from .. import api, catalog
+from .. import manifest as mf
+from ..errors import ExitCode, ManifestError, UsageError
+from .app import guarded
+from .options import cache_option, json_option, signature_options
+from .render import emit_json
 
 
 def _warn(lines) -> None:
@@ -48,7 +49,7 @@ def manifest_group():
 def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signature, public_key,
            certificate_chain, output, jobs, cache_dir, as_json):
     """Write a manifest for ORG/REPO[@REV] (pinned to its commit) or for local files (--dir)."""
-    from . import authoring  # here, not at the top: every command's start-up would pay for it
+    from .. import authoring  # here, not at the top: every command's start-up would pay for it
 
     if bool(spec) == bool(directory):
         raise UsageError("give ORG/REPO[@REV] or --dir DIR (not both)")
@@ -58,7 +59,7 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
         raise UsageError("--repo is for --dir; ORG/REPO is the argument itself")
     signed = None
     if signature:
-        from .signing import read_signed
+        from ..signing import read_signed
 
         signed = read_signed(signature, public_key, certificate_chain)
     if directory:
@@ -96,7 +97,7 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
 @guarded
 def lint_cmd(files, strict, as_json):
     """Check manifests: schema errors exit 2; warnings for what they leave unchecked."""
-    from .lint import lint as lint_manifest
+    from ..lint import lint as lint_manifest
 
     reports, errors = [], []
     for path in files:
@@ -129,7 +130,7 @@ def lint_cmd(files, strict, as_json):
 @guarded
 def pin_cmd(file, revision, endpoint, as_json):
     """Resolve FILE's branch revision to its commit and fill missing sizes and hub digests, in place."""
-    from . import authoring
+    from .. import authoring
 
     m = mf.load(file)
     pinned, changes = authoring.pin(m, api.Context.make(endpoint=endpoint).client(), revision)

@@ -19,16 +19,15 @@ import random
 import threading
 import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import DiskError, HubError, HubUnreachable, IntegrityError, OfflineError, UsageError
-from .cache import nofollow
-from .hashing import MultiHasher
-from .hub import RemoteFile
-from .pipeline import BUFFERS, Pipeline, writing
-from .transfer import Cancelled, PartFile, PartState, TransferResult
+from ..errors import DiskError, HubError, HubUnreachable, IntegrityError, OfflineError, UsageError
+from ..fsutil import nofollow
+from ..hashing import MultiHasher
+from ..pipeline import BUFFERS, Pipeline, writing
+from .base import RemoteFile
+from .resume import Cancelled, PartFile, PartState, TransferResult
 
 MULTIPART_CHUNK = 8 * 1024 * 1024
 FINGERPRINT_META = "xxh3-128"
@@ -294,60 +293,4 @@ def _get(client: S3Client, kw: dict, label: str, offset: int, size: int | None):
         raise _describe(e, label, client.bucket.name) from None
 
 
-# ---------------------------------------------------------------- export to a bucket
-
-def export_to_bucket(v, destination: str, alias: str | None, jobs: int | None = None, settings=None):
-    """Upload a verified model (``mirror.Verified``) to ``s3://bucket/prefix`` in the mirror
-    layout. Objects whose size and recorded xxh3-128 already match are skipped; the rest go up
-    in parallel, large ones as multipart uploads; the manifest goes last."""
-    from boto3.s3.transfer import TransferConfig
-
-    from . import manifest as mf
-    from .mirror import SKIPPED, ExportedFile, ExportReport, file_relpath, manifest_relpath
-    from .settings import Settings
-
-    s = settings or Settings.from_env()
-    client = S3Client(destination, read_timeout=s.read_timeout, retries=s.retries, backoff=s.backoff)
-    b = client.bucket
-    m = v.manifest
-    report = ExportReport(m.name, m.repo, v.commit, b.url, f"{b.url}/{manifest_relpath(m.repo, v.commit)}")
-    transfer = TransferConfig(multipart_threshold=MULTIPART_CHUNK, multipart_chunksize=MULTIPART_CHUNK,
-                              max_concurrency=4, use_threads=True)
-
-    def one(f) -> ExportedFile:
-        key = b.key(file_relpath(m.repo, v.commit, f.path))
-        fingerprint = v.fingerprint(f.path)
-        src = v.source(f.path)
-        size = src.stat().st_size
-        try:
-            h = client.call("head_object", f"s3://{b.name}/{key}", Key=key)
-        except HubError as e:
-            if "not found in the bucket" not in str(e):
-                raise
-            h = None
-        if h and h.get("ContentLength") == size and fingerprint and \
-                (h.get("Metadata") or {}).get(FINGERPRINT_META) == fingerprint:
-            return ExportedFile(f.path, f"s3://{b.name}/{key}", SKIPPED)
-        extra = {"Metadata": {FINGERPRINT_META: fingerprint}} if fingerprint else {}
-        try:
-            client.s3.upload_file(str(src), b.name, key, ExtraArgs=extra, Config=transfer)
-        except Exception as e:
-            raise _describe(getattr(e, "last_exception", None) or e.__cause__ or e, f"upload s3://{b.name}/{key}",
-                            b.name) from None
-        return ExportedFile(f.path, f"s3://{b.name}/{key}", "upload")
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs or 4)) as pool:
-        report.files = list(pool.map(one, m.files))
-    text = mf.to_toml(m).encode()
-    keys = [manifest_relpath(m.repo, v.commit)] + ([manifest_relpath(m.repo, alias)] if alias else [])
-    for rel in keys:
-        client.call("put_object", f"s3://{b.name}/{b.key(rel)}", Key=b.key(rel), Body=text,
-                    ContentType="application/toml")
-    if alias:
-        report.aliases.append(f"{b.url}/{manifest_relpath(m.repo, alias)}")
-        report.notes.append(f"a bucket has no symlinks: {alias} is an alias for the manifest only; its files "
-                            f"are read from resolve/{v.commit[:12]}")
-    return report
-
-
-__all__ = ["S3Client", "Bucket", "download", "export_to_bucket"]
+__all__ = ["S3Client", "Bucket", "download"]

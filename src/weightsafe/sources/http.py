@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
 from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import __version__
-from .errors import HubError, HubUnreachable, OfflineError
-from .settings import Settings, check_endpoint
+from .._version import __version__
+from ..errors import HubError, HubUnreachable, OfflineError
+from ..settings import Settings, check_endpoint
+from .base import RemoteEntry, RemoteFile
 
 MAX_REDIRECTS = 10
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -68,37 +68,6 @@ def _strip_quotes(etag: str | None) -> str | None:
     if etag.startswith("W/"):
         etag = etag[2:]
     return etag.strip('"')
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """What the hub says of one file before we download it."""
-
-    path: str
-    size: int | None
-    etag: str | None          # the validator to send back as If-Range (quoted form kept)
-    sha256: str | None        # X-Linked-Etag of an LFS file
-    git_sha1: str | None      # ETag of a regular file
-    commit: str | None        # X-Repo-Commit
-
-    @property
-    def hub_digests(self) -> dict[str, str]:
-        out = {}
-        if self.sha256:
-            out["sha256"] = self.sha256
-        if self.git_sha1:
-            out["git-sha1"] = self.git_sha1
-        return out
-
-
-@dataclass(frozen=True)
-class RemoteEntry:
-    """A file in a listing from the hub's API."""
-
-    path: str
-    size: int | None
-    sha256: str | None
-    git_sha1: str | None
 
 
 def describe_http_error(resp: requests.Response, what: str, endpoint: str | None = None) -> HubError:

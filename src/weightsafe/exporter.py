@@ -1,0 +1,129 @@
+"""Mirrors: copy a model verified in the cache to a tree any static file server (nginx, a CDN,
+an S3 bucket) can serve in the hub's URL layout, and read the manifest back from such a tree.
+
+Layout, the same under a directory and under ``s3://bucket/prefix``::
+
+    {repo}/resolve/{commit}/{path}                        the model's files, byte for byte
+    {repo}/resolve/{commit}/.weightsafe/manifest.toml     the manifest they were verified against
+    {repo}/resolve/{revision} -> {commit}                 the revision name (``main``) as an alias:
+                                                          a relative symlink in a directory; in a
+                                                          bucket only the manifest is copied there
+
+``pull ORG/REPO[@REV] --endpoint MIRROR`` needs no hub API: when the endpoint does not answer the
+hub's listing, the manifest is fetched from ``resolve/{REV}/.weightsafe/manifest.toml`` and every
+file is still checked against its digests. A manifest or signature the puller already holds
+(``--manifest``, a NAME on the search path) is never replaced by the mirror's: then the mirror
+serves bytes only, and cannot forge them.
+
+A directory export is atomic per file (placed under a temporary name, then renamed), writes the
+manifest only after every file is in place (a tree with a manifest is complete), and is
+resumable and idempotent: files already exported with the same fingerprint are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from . import manifest as mf
+from .errors import IntegrityError, NotCachedError, UsageError
+from .records import FileRecord, Records
+from .targets.base import ExportedFile, ExportReport, Verified
+from .targets.mirror_dir import export_to_directory
+
+EXPORT_SOURCE = "mirror-export"
+
+def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None, settings=None,
+                      jobs: int | None = None) -> Verified:
+    """The model NAME as verified in the cache now; refuses (exit 1) anything that is not."""
+    from . import catalog
+    from .locate import Context, locate
+    from .verify import verify_directory
+
+    ctx = Context.make(cache_dir=cache_dir, settings=settings)
+    if catalog.is_repo_spec(name):
+        repo, rev = catalog.split_spec(name)
+        if catalog.pinned(ctx.cache, repo, revision or rev) is None:
+            raise NotVerifiedError(f"{name} is not in the cache {ctx.cache.root}; run `weightsafe pull {name}`; "
+                                   f"only a model verified in the cache can be exported")
+    try:
+        where = locate(ctx, name, revision=revision)
+    except NotCachedError as e:
+        raise NotVerifiedError(f"{e}; only a model verified in the cache can be exported") from None
+    m = where.manifest
+    assert m is not None and where.records is not None  # locate() of a cached model has both
+    report = verify_directory(m, where.directory, where.records, jobs=jobs)
+    if not report.ok:
+        bad = report.failures[0]
+        raise NotVerifiedError(f"{m.name} does not verify in the cache ({bad.path}: {bad.status}; "
+                               f"{len(report.failures)} file(s) failed); run `weightsafe pull {m.name}` "
+                               f"and export again")
+    data = where.records.load()
+    commit = m.revision if m.pinned else data.get("commit")
+    if not isinstance(commit, str) or not mf.FULL_COMMIT_RE.match(commit):
+        raise NotVerifiedError(f"{m.name}: the commit {m.revision} resolves to is unknown (the server sent "
+                               f"none), so it has no place in the hub's URL layout")
+    records = Records.files_of(data)
+    return Verified(published(m, commit, records), commit, where.directory, records)
+
+
+class NotVerifiedError(IntegrityError):
+    """The model is not (or no longer) verified in the cache: a mirror must not spread it."""
+
+
+def published(m: mf.Manifest, commit: str, records: dict[str, FileRecord]) -> mf.Manifest:
+    """The manifest a mirror serves: pinned to ``commit``, and every file carrying the digests it
+    was verified against at pull time (the hub's HEAD digests included), so that a puller that
+    has nothing but the mirror can still check every byte."""
+    sources = dict(m.sources)
+    files = []
+    for f in m.files:
+        record = records.get(f.path)
+        extra = []
+        for alg, hexd in (record.digests if record else {}).items():
+            src = record.sources.get(alg) or EXPORT_SOURCE
+            if alg in mf.ALGORITHMS and mf.SOURCE_RE.match(src):
+                extra.append(mf.Digest(alg, hexd, src))
+                sources.setdefault(src, _describe_source(src))
+        files.append(replace(f, digests=f.supplemented(extra), size=f.size if f.size is not None
+                             else record.stat.size if record else None))
+    commit_field = None if m.pinned else commit
+    out = replace(m, files=tuple(files), sources=sources, commit=commit_field)
+    return mf.parse(mf.to_toml(out), f"<published {m.name}@{commit}>")
+
+
+def _describe_source(src: str) -> str:
+    return {"hub-head": "the hub's X-Linked-Etag / ETag at download time (verified by weightsafe)",
+            EXPORT_SOURCE: "digest verified by weightsafe when the model was pulled"}.get(
+        src, f"digest verified by weightsafe when the model was pulled ({src})")
+
+
+# ---------------------------------------------------------------- exporting
+
+def export(name: str, destination: str | os.PathLike, *, revision: str | None = None, cache_dir=None,
+           alias: str | None = None, jobs: int | None = None, settings=None) -> ExportReport:
+    """Export the verified model NAME (a manifest name or ``org/repo[@rev]``) to ``destination``:
+    a directory, or ``s3://bucket/prefix``. Returns what was written; re-running it is a no-op."""
+    v = verified_in_cache(name, revision, cache_dir=cache_dir, settings=settings, jobs=jobs)
+    alias = alias if alias is not None else _alias_for(v.manifest, revision, name)
+    dest = str(destination)
+    if dest.startswith("s3://"):
+        from .targets.s3 import export_to_bucket
+
+        return export_to_bucket(v, dest, alias, jobs=jobs, settings=settings)
+    if "://" in dest:
+        raise UsageError(f"mirror destination {dest!r}: give a directory or s3://bucket/prefix")
+    return export_to_directory(v, Path(dest), alias)
+
+
+def _alias_for(m: mf.Manifest, revision: str | None, name: str) -> str | None:
+    """The revision name to alias: ``main`` for a pin of the default branch, else the name pulled."""
+    rev = revision or (name.partition("@")[2] if "@" in name else None) or (None if m.pinned else m.revision)
+    if rev is None:
+        rev = "main"
+    return None if mf.FULL_COMMIT_RE.match(rev) else rev
+
+
+__all__ = ["export", "verified_in_cache", "published", "ExportReport", "ExportedFile", "Verified",
+           "NotVerifiedError"]

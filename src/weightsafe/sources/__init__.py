@@ -1,0 +1,1 @@
+"""Where bytes come from: the hub over HTTP, a static mirror, an S3 bucket."""
