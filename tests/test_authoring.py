@@ -7,7 +7,7 @@ import json
 
 from weightsafe import manifest as mf
 from weightsafe.authoring import from_dir, pin
-from weightsafe.sources.http import HubClient
+from weightsafe.sources.hub import HubSource
 from weightsafe.lint import lint
 from tests.conftest import run_ws
 from tests.replicas import fake_commit, md5_card, write_replica
@@ -150,7 +150,7 @@ def test_pin_resolves_the_branch_and_fills_sizes_and_hub_digests(ws, hub, seeds,
 def test_pin_past_a_short_commit_the_branch_moved_on_from_says_so(seeds, hub, tmp_path, env):
     r = seeds["octocoder"]
     m = mf.Manifest("o", r.repo, "main", (mf.FileEntry("config.json"),), commit="abcdef0")
-    pinned, changes = pin(m, HubClient(hub.url))
+    pinned, changes = pin(m, HubSource(hub.url))
     assert pinned.revision == r.commit and pinned.commit is None
     assert any("named commit abcdef0" in n for n in pinned.notes)
     assert changes[:2] == [f"revision main -> {r.commit}", f"commit abcdef0 dropped: main is now {r.commit}"]

@@ -194,7 +194,7 @@ def test_the_cli_is_a_thin_layer_over_the_api():
 
     import weightsafe.cli as cli
     source = inspect.getsource(cli)
-    for heavy in ("Puller(", "verify_directory(", "HubClient(", "load_check("):
+    for heavy in ("Puller(", "verify_directory(", "HubSource(", "open_source(", "load_check("):
         assert heavy not in source, heavy
     assert {"pull", "verify", "check", "path", "WeightsafeError"} <= set(weightsafe.__all__)
     assert (Path(weightsafe.__file__).parent / "py.typed").exists()

@@ -91,9 +91,9 @@ def test_clients_that_failed_together_do_not_retry_together():
     of coming back as one wave; a server's Retry-After still wins (tested in test_reliability)."""
     from urllib3.util.retry import RequestHistory
 
-    from weightsafe.sources.http import HubClient
+    from weightsafe.sources.http import HttpClient
 
-    retry = HubClient("http://127.0.0.1:9", backoff=0.5).session.get_adapter("http://127.0.0.1:9").max_retries
+    retry = HttpClient("http://127.0.0.1:9", backoff=0.5).session.get_adapter("http://127.0.0.1:9").max_retries
     failed_twice = retry.new(history=(RequestHistory("GET", "/", None, 503, None),) * 2)
     waits = {round(failed_twice.get_backoff_time(), 6) for _ in range(50)}
     assert len(waits) > 10  # spread out, not one instant

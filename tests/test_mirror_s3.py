@@ -160,16 +160,15 @@ def test_a_cancelled_pull_from_a_bucket_keeps_every_byte_it_wrote_hashed_and_res
 
     data = os.urandom(3 * 1024 * 1024 + 7)  # several pipeline buffers
     _put(s3, bucket, "big/resolve/main/w.bin", data)
-    client = s3source.S3Client(bucket, backoff=0.0)
-    url = client.file_url("big", "main", "w.bin")
-    etag = client.head("big", "main", "w.bin").etag
+    source = s3source.S3Source(bucket, backoff=0.0)
+    etag = source.stat("big", "main", "w.bin").etag
     part = PartFile(tmp_path / "w.bin.part")
     cancel = threading.Event()
     with pytest.raises(Cancelled):
-        s3source.download(client, url, part, ("sha256",), len(data), etag, progress=lambda n: cancel.set(),
-                          cancel=cancel)
+        source.download("big", "main", "w.bin", part, ("sha256",), len(data), etag, progress=lambda n: cancel.set(),
+                        cancel=cancel)
     kept = part.size()
     assert 0 < kept < len(data) and part.path.read_bytes() == data[:kept]
-    result = s3source.download(client, url, part, ("sha256", "md5"), len(data), etag)
+    result = source.download("big", "main", "w.bin", part, ("sha256", "md5"), len(data), etag)
     assert result.resumed_from == kept and result.fetched == len(data) - kept
     assert result.digests == {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data).hexdigest()}

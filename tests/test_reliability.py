@@ -124,7 +124,8 @@ def test_random_drop_points_and_chunk_sizes_give_a_verified_file_or_a_clean_erro
         module_hub, tmp_path_factory, monkeypatch, drops, chunk, client_chunk):
     from weightsafe.sources import resume as transfer
     from weightsafe.errors import HubError
-    from weightsafe.sources.http import HubClient
+    from weightsafe.sources.hub import HubSource
+    from weightsafe.sources.resume import RetryPolicy
 
     hub, data = module_hub
     hub.state.faults.clear()
@@ -132,12 +133,12 @@ def test_random_drop_points_and_chunk_sizes_give_a_verified_file_or_a_clean_erro
         hub.state.fault("drop", host="cdn", path="w.safetensors", after=d)
     hub.state.fault("throttle", host="cdn", times=None, chunk=chunk)
     monkeypatch.setattr(transfer, "CHUNK", client_chunk)
-    client = HubClient(hub.url, backoff=0.0)
+    source = HubSource(hub.url, backoff=0.0)
     part = transfer.PartFile(tmp_path_factory.mktemp("p") / "w.part")
-    url = client.file_url("prop/model", "p" * 40, "w.safetensors")
     sha = hashlib.sha256(data).hexdigest()
     try:
-        result = transfer.download(client, url, part, ("sha256",), len(data), f'"{sha}"', backoff=0.0)
+        result = source.download("prop/model", "p" * 40, "w.safetensors", part, ("sha256",), len(data), f'"{sha}"',
+                                 policy=RetryPolicy(attempts=source.retries + 1, backoff=0.0))
     except HubError:
         return  # a clean, typed failure (e.g. several drops at byte 0 in a row)
     assert result.digests["sha256"] == sha and part.path.read_bytes() == data

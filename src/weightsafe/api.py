@@ -54,12 +54,12 @@ def pull_report(name: str | None = None, *, revision: str | None = None, endpoin
 
     ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, offline=offline, settings=settings)
     progress = progress or Progress()
-    client = ctx.client(progress)
+    source = ctx.source(progress)
     notes: list[str] = []
-    m = _select(ctx.resolve(name, revision, manifest, client, notes), include, exclude)
+    m = _select(ctx.resolve(name, revision, manifest, source, notes), include, exclude)
     if not m.files:
         raise UsageError(f"{m.name}: no file matches include {list(include or [])} / exclude {list(exclude or [])}")
-    report = Puller(m, ctx.cache, client, jobs, progress, cancel, keep_cache).run()
+    report = Puller(m, ctx.cache, source, jobs, progress, cancel, keep_cache).run()
     report.notes[:0] = notes
     if report.ok and signature:  # before anything is placed where a loader looks
         report.signature = _signed(ctx.cache.model_dir(m.name, m.revision), signature, public_key,
@@ -103,10 +103,10 @@ def plan(name: str | None = None, *, revision: str | None = None, endpoint: str 
     from .puller import Puller
 
     ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, offline=offline, settings=settings)
-    client = ctx.client()
+    source = ctx.source()
     notes: list[str] = []
-    m = _select(ctx.resolve(name, revision, manifest, client, notes), include, exclude)
-    result = Puller(m, ctx.cache, client).preview()
+    m = _select(ctx.resolve(name, revision, manifest, source, notes), include, exclude)
+    result = Puller(m, ctx.cache, source).preview()
     result.notes[:0] = notes
     return result
 

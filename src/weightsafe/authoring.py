@@ -20,12 +20,13 @@ from . import manifest as mf
 from .cache import Cache
 from .cards import Finding, import_digests
 from .concurrency import verify_jobs
-from .errors import HubMismatchError, UsageError
+from .errors import HubMismatchError, NoHubAPI, NotFound, UsageError
 from .fsutil import atomic_write, read_json_object
 from .hashing import hash_file
+from .sources.base import Published
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a hub is asked
-    from .sources.http import HubClient
+    from .sources.base import RemoteEntry, Source
 
 CARD_FILE = "README.md"
 MAX_CARD_BYTES = 4 * 1024 * 1024
@@ -74,18 +75,12 @@ def merge(entry: mf.FileEntry, extra: Iterable[mf.Digest]) -> tuple[mf.FileEntry
     return replace(entry, digests=tuple(by_alg.values())), findings
 
 
-def fetch_card(client: HubClient, repo: str, commit: str, path: str = CARD_FILE) -> str:
-    """The model card at ``commit``, through the same resolve URL a download uses."""
-    resp = client.request("GET", client.file_url(repo, commit, path), what=f"{repo}@{commit[:12]}: {path}")
-    try:
-        if resp.status_code >= 400:
-            from .sources.http import describe_http_error
-
-            raise describe_http_error(resp, f"{repo}@{commit}: {path}", client.endpoint)
-        body = resp.content[:MAX_CARD_BYTES]
-    finally:
-        resp.close()
-    return body.decode("utf-8", errors="replace")
+def fetch_card(source: Source, repo: str, commit: str, path: str = CARD_FILE) -> str:
+    """The model card at ``commit``, read from the source like any of its files."""
+    body = source.read_small(repo, commit, path)
+    if body is None:
+        raise NotFound(f"{repo}@{commit}: {path}: listed, but the source does not serve it")
+    return body[:MAX_CARD_BYTES].decode("utf-8", errors="replace")
 
 
 def _cached_dirs(cache: Cache, repo: str, commit: str, names: Sequence[str]) -> list[Path]:
@@ -128,12 +123,12 @@ def cache_disagreements(cache: Cache, repo: str, commit: str, names: Sequence[st
         return [f for found in pool.map(one, work) for f in found]
 
 
-def from_hub(client: HubClient, repo: str, revision: str | None = None, name: str | None = None,
+def from_hub(source: Source, repo: str, revision: str | None = None, name: str | None = None,
              extra: Sequence[ExtraText] = (), cache: Cache | None = None, read_card: bool = True) -> Authored:
     """A manifest of ``repo`` at the full commit ``revision`` resolves to, with every checksum
     its card (and ``extra`` texts) publishes."""
     rev = revision or "main"
-    commit, entries = client.list_files(repo, rev)
+    commit, entries = _listed(source, repo, rev)
     name = name or repo.split("/")[-1]
     try:
         mf.check_name(name)
@@ -149,15 +144,15 @@ def from_hub(client: HubClient, repo: str, revision: str | None = None, name: st
     texts = []
     if read_card and CARD_FILE in paths:
         texts.append(("card", f"{CARD_FILE} at the pinned commit",
-                      fetch_card(client, repo, commit), f"checksums published in the model card ({CARD_FILE} "
+                      fetch_card(source, repo, commit), f"checksums published in the model card ({CARD_FILE} "
                                                         f"at the pinned commit)"))
     for x in extra:
         texts.append(("card-file", x.name, x.text, f"checksums published in {x.name}"))
-    for source, where, text, description in texts:
-        imported = import_digests(text, paths, source=source, where=where)
+    for said_by, where, text, description in texts:
+        imported = import_digests(text, paths, source=said_by, where=where)
         findings += imported.findings
         if imported.digests:
-            sources[source] = description
+            sources[said_by] = description
         for path, ds in imported.digests.items():
             published.setdefault(path, []).extend(ds)
     merged = []
@@ -168,7 +163,7 @@ def from_hub(client: HubClient, repo: str, revision: str | None = None, name: st
     if cache is not None:
         card_only = {p: tuple(d for d in ds if d.source in ("card", "card-file")) for p, ds in published.items()}
         findings += cache_disagreements(cache, repo, commit, [name, repo], {p: d for p, d in card_only.items() if d})
-    notes = [f"Written by `weightsafe manifest create` from {client.endpoint} at {rev}."]
+    notes = [f"Written by `weightsafe manifest create` from {source.endpoint} at {rev}."]
     notes += [f.message for f in findings]
     m = mf.Manifest(name=name, repo=repo, revision=commit, files=tuple(merged), sources=sources,
                     description=f"{repo} at {commit}", notes=tuple(notes))
@@ -243,7 +238,7 @@ def from_dir(directory: str | Path, name: str, repo: str | None = None, revision
     return Authored(validated(m))
 
 
-def pin(m: mf.Manifest, client: HubClient, revision: str | None = None) -> tuple[mf.Manifest, list[str]]:
+def pin(m: mf.Manifest, source: Source, revision: str | None = None) -> tuple[mf.Manifest, list[str]]:
     """``m`` at the full commit its revision (or ``revision``) resolves to now, with sizes and
     hub digests filled.
 
@@ -253,7 +248,7 @@ def pin(m: mf.Manifest, client: HubClient, revision: str | None = None) -> tuple
     commits often touch only the card); the pin says so in the notes.
     """
     asked = revision or m.revision
-    commit, entries = client.list_files(m.repo, asked)
+    commit, entries = _listed(source, m.repo, asked)
     moved = bool(m.commit) and not commit.startswith(m.commit or "")
     listed = {e.path: e for e in entries}
     missing = [f.path for f in m.files if f.path not in listed]
@@ -283,7 +278,7 @@ def pin(m: mf.Manifest, client: HubClient, revision: str | None = None) -> tuple
     notes = m.notes
     if m.revision != commit:
         changes.insert(0, f"revision {m.revision} -> {commit}")
-        notes += (f"Pinned by `weightsafe manifest pin` from {client.endpoint}: {asked} was {commit}.",)
+        notes += (f"Pinned by `weightsafe manifest pin` from {source.endpoint}: {asked} was {commit}.",)
     if moved:
         changes.insert(1, f"commit {m.commit} dropped: {asked} is now {commit}")
         notes += (f"The manifest named commit {m.commit}; {asked} had moved on to {commit}, where every digest "
@@ -291,6 +286,15 @@ def pin(m: mf.Manifest, client: HubClient, revision: str | None = None) -> tuple
     pinned = replace(m, revision=commit, commit=None if moved else m.commit, files=tuple(files),
                      sources=sources, notes=notes)
     return validated(pinned), changes
+
+
+def _listed(source: Source, repo: str, revision: str) -> tuple[str, tuple[RemoteEntry, ...]]:
+    """The hub's own listing: a manifest is written from what the hub says, never from what a
+    mirror republishes."""
+    listing = source.listing(repo, revision)
+    if isinstance(listing, Published):
+        raise NoHubAPI(listing.why)
+    return listing.commit, listing.entries
 
 
 def validated(m: mf.Manifest) -> mf.Manifest:

@@ -16,9 +16,10 @@ from .cache import Cache
 from .errors import HubError, HubUnreachable, ManifestError, OfflineError, UsageError
 from .pins import HUB_SOURCES, pinned, store_pin
 
-if TYPE_CHECKING:  # requests costs ~0.25 s of start-up that verify, list and check never need
-    from .sources.base import RemoteEntry
-    from .sources.http import HubClient
+from .sources.base import Published
+
+if TYPE_CHECKING:
+    from .sources.base import RemoteEntry, Source
 def packaged_dir() -> Path:
     """Manifests inside the installed wheel, or the repository's top-level manifests/."""
     shipped = Path(__file__).resolve().parent / "manifests"
@@ -99,31 +100,38 @@ def check_revision(rev: str) -> None:
         raise UsageError(f"{rev!r:.80} is not a revision a hub can have: {why}")
 
 
-def pin(cache: Cache, client: HubClient, repo: str, rev: str | None) -> mf.Manifest:
-    """List ``repo`` at ``rev`` on the hub and record the result as a manifest in the cache."""
+def pin(cache: Cache, source: Source, repo: str, rev: str | None, notes: list[str] | None = None) -> mf.Manifest:
+    """List ``repo`` at ``rev`` on the source and record the result as a manifest in the cache. A
+    static mirror's listing is the manifest it publishes; ``notes`` hears that it was used."""
     if rev is not None:
         check_revision(rev)
-    commit, entries = client.list_files(repo, rev or "main")
+    listing = source.listing(repo, rev or "main")
+    if isinstance(listing, Published):
+        if notes is not None:
+            notes.append(f"{source.endpoint} has no hub API ({listing.why}); using the manifest the mirror "
+                         f"publishes at {listing.where} (pass --manifest to trust your own instead)")
+        return store_pin(cache, repo, rev, listing.manifest)
+    commit = listing.commit
     if not isinstance(commit, str) or not mf.FULL_COMMIT_RE.match(commit):
         raise HubError(f"{repo}@{rev or 'main'}: the hub answered commit {commit!r:.60}, not a full "
                        f"40-hex commit id; refusing to cache anything under it")
     if rev and mf.FULL_COMMIT_RE.match(rev) and commit != rev:
         raise HubError(f"{repo}@{rev}: the hub answered commit {commit} for the full commit asked for; "
                        f"refusing to cache it as {rev[:12]}")
-    files = [hub_entry(repo, commit, e) for e in entries]
+    files = [hub_entry(repo, commit, e) for e in listing.entries]
     if not files:
         raise UsageError(f"{repo}@{commit}: the repository has no files")
     m = mf.Manifest(name=repo, repo=repo, revision=commit, files=tuple(files), sources=dict(HUB_SOURCES),
-                    description=f"pinned from {client.endpoint} at {rev or 'main'}")
+                    description=f"pinned from {source.endpoint} at {rev or 'main'}")
     return store_pin(cache, repo, rev, mf.parse(mf.to_toml(m), f"<pinned {repo}@{commit}>"))
 
 
 def resolve(spec: str, cache: Cache, dirs: Sequence[Path], manifest_path: str | None = None,
-            client: HubClient | None = None, notes: list[str] | None = None) -> mf.Manifest:
+            source: Source | None = None, notes: list[str] | None = None) -> mf.Manifest:
     """The manifest for NAME, ORG/REPO[@REV] or ``--manifest PATH``.
 
-    With a client, ORG/REPO is listed on the hub unless a pull at a full commit was pinned
-    already; without one (verify, show, path, offline) only pinned manifests are used. When the
+    With a source, ORG/REPO is listed on it unless a pull at a full commit was pinned already;
+    without one (verify, show, path, offline) only pinned manifests are used. When the
     hub cannot be reached at all, a listing pinned earlier for the same revision name stands in,
     with a note saying so (as ``huggingface_hub`` falls back to its cached snapshot).
     """
@@ -138,14 +146,14 @@ def resolve(spec: str, cache: Cache, dirs: Sequence[Path], manifest_path: str | 
         return find(spec, dirs)
     repo, rev = split_spec(spec)
     known = pinned(cache, repo, rev)
-    if known and (client is None or client.offline or (rev and mf.FULL_COMMIT_RE.match(rev))):
+    if known and (source is None or source.offline or (rev and mf.FULL_COMMIT_RE.match(rev))):
         return known
-    if client is None or client.offline:
-        why = "offline mode is on" if client else "it was never pulled"
-        raise (OfflineError if client else UsageError)(
+    if source is None or source.offline:
+        why = "offline mode is on" if source else "it was never pulled"
+        raise (OfflineError if source else UsageError)(
             f"{spec}: no pinned file list in the cache and {why}; pull it first")
     try:
-        return pin(cache, client, repo, rev)
+        return pin(cache, source, repo, rev, notes)
     except HubUnreachable as e:
         if not known:
             raise
@@ -153,14 +161,3 @@ def resolve(spec: str, cache: Cache, dirs: Sequence[Path], manifest_path: str | 
             notes.append(f"the hub could not be reached ({e}); using the file list pinned at "
                          f"{known.revision[:12]} for {spec} from an earlier pull")
         return known
-    except HubError as e:  # no hub API: a static mirror (nginx, a bucket) may publish the manifest
-        from .layout import manifest_relpath
-        from .sources.mirror import fetch_manifest
-
-        published = fetch_manifest(client, repo, rev or "main")
-        if published is None:
-            raise
-        if notes is not None:
-            notes.append(f"{client.endpoint} has no hub API ({e}); using the manifest the mirror publishes at "
-                         f"{manifest_relpath(repo, rev or 'main')} (pass --manifest to trust your own instead)")
-        return store_pin(cache, repo, rev, published)

@@ -71,6 +71,19 @@ class HubUnreachable(HubError):
     """No answer at all (connection refused, DNS, timeout): a cached copy may stand in for it."""
 
 
+class NotFound(HubError):
+    """The source has no such repo, revision or file (HTTP 404, S3 NoSuchKey)."""
+
+
+class RateLimited(HubError):
+    """The source kept answering "too many requests" (HTTP 429) past every retry."""
+
+
+class NoHubAPI(HubError):
+    """The endpoint answers no hub listing API (a static mirror, a bucket): a published manifest may
+    stand in for the listing."""
+
+
 class OfflineError(HubError):
     """The network was needed while offline mode (HF_HUB_OFFLINE / --offline) is on."""
 

@@ -1,5 +1,6 @@
-"""Mirrors: copy a model verified in the cache to a tree any static file server (nginx, a CDN,
-an S3 bucket) can serve in the hub's URL layout, and read the manifest back from such a tree.
+"""Mirror export: copy a model verified in the cache to a tree any static file server (nginx, a CDN,
+an S3 bucket) can serve in the hub's URL layout (targets/mirror_dir.py, targets/s3.py); pulling
+from such a tree reads its published manifest (sources/mirror.py).
 
 Layout, the same under a directory and under ``s3://bucket/prefix``::
 
@@ -26,21 +27,20 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from . import catalog
 from . import manifest as mf
 from .errors import IntegrityError, NotCachedError, UsageError
+from .locate import Context, locate
 from .records import FileRecord, Records
 from .targets.base import ExportedFile, ExportReport, Verified
 from .targets.mirror_dir import export_to_directory
+from .verify import verify_directory
 
 EXPORT_SOURCE = "mirror-export"
 
 def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None, settings=None,
                       jobs: int | None = None) -> Verified:
     """The model NAME as verified in the cache now; refuses (exit 1) anything that is not."""
-    from . import catalog
-    from .locate import Context, locate
-    from .verify import verify_directory
-
     ctx = Context.make(cache_dir=cache_dir, settings=settings)
     if catalog.is_repo_spec(name):
         repo, rev = catalog.split_spec(name)

@@ -21,7 +21,7 @@ from .targets.hfcache import HFRepoCache
 from .targets.localdir import LocalDir
 
 if TYPE_CHECKING:  # the HTTP stack (requests, ~0.3 s to import) loads only for commands that use it
-    from .sources.http import HubClient
+    from .sources.base import Source
 
 PathLike = str | os.PathLike
 
@@ -44,20 +44,16 @@ class Context:
     def dirs(self) -> list[Path]:
         return catalog.search_dirs(self.settings.manifest_dirs)
 
-    def client(self, progress: Progress | None = None) -> "HubClient":
-        on_retry = progress.retry if progress else None
-        if self.settings.endpoint.startswith("s3://"):  # object storage: s3source.py
-            from .sources.s3 import S3Client
+    def source(self, progress: Progress | None = None) -> Source:
+        """Where this call's bytes come from (the endpoint decides the kind: sources.open_source)."""
+        from .sources import open_source
 
-            return S3Client.from_settings(self.settings, on_retry=on_retry)  # type: ignore[return-value]
-        from .sources.http import HubClient
-
-        return HubClient.from_settings(self.settings, on_retry=on_retry)
+        return open_source(self.settings, on_retry=progress.retry if progress else None)
 
     def resolve(self, name: str | None, revision: str | None = None, manifest: PathLike | None = None,
-                client: HubClient | None = None, notes: list[str] | None = None) -> Manifest:
+                source: Source | None = None, notes: list[str] | None = None) -> Manifest:
         spec = repo_spec(name or "", revision)
-        m = catalog.resolve(spec, self.cache, self.dirs, str(manifest) if manifest else None, client, notes)
+        m = catalog.resolve(spec, self.cache, self.dirs, str(manifest) if manifest else None, source, notes)
         if revision and not catalog.is_repo_spec(spec) and revision not in (m.revision, m.commit):
             raise UsageError(f"{m.name} pins revision {m.revision}, not {revision}; edit the manifest to change it")
         return m

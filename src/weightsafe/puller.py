@@ -8,7 +8,6 @@ committed) once the rest is done, so concurrent pulls share the work instead of 
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -25,9 +24,8 @@ from .hashing import FINGERPRINT_ALG
 from .manifest import Digest, FileEntry, Manifest
 from .progress import Progress
 from .records import FileRecord, Records, Stat
-from .sources.base import RemoteFile
-from .sources.http import HubClient
-from .sources.resume import Cancelled, PartFile, download
+from .sources.base import RemoteFile, Source
+from .sources.resume import Cancelled, PartFile
 from .targets.placement import Placement
 from .verify import compare, explain, verify_file
 
@@ -180,12 +178,12 @@ class _Either:
 class Puller:
     """One pull of one manifest into one cache."""
 
-    def __init__(self, manifest: Manifest, cache: Cache, client: HubClient, jobs: int | None = None,
+    def __init__(self, manifest: Manifest, cache: Cache, source: Source, jobs: int | None = None,
                  progress: Progress | None = None, cancel: threading.Event | None = None,
                  keep_cache: bool = False):
         self.m = manifest
         self.cache = cache
-        self.client = client
+        self.source = source
         self.jobs = pull_jobs(len(manifest.files), jobs)  # None: from the cores and the file count
         self.keep_cache = keep_cache  # else pages written are dropped once on disk (see pipeline.Writer)
         self.progress = progress or Progress()
@@ -235,7 +233,7 @@ class Puller:
     # ---------------------------------------------------------------- preflight
     def ask_hub(self, todo: list[FileEntry]) -> dict[str, RemoteFile]:
         with ThreadPoolExecutor(max_workers=min(8, self.jobs * 2)) as pool:
-            remotes = list(pool.map(lambda e: self.client.head(self.m.repo, self.m.revision, e.path), todo))
+            remotes = list(pool.map(lambda e: self.source.stat(self.m.repo, self.m.revision, e.path), todo))
         problems = []
         for entry, remote in zip(todo, remotes):
             problems += self._disagreements(entry, remote)
@@ -309,12 +307,10 @@ class Puller:
         size = entry.size if entry.size is not None else remote.size
         part = PartFile(self.cache.part_path(self.m.name, self.m.revision, entry.path))
         algs = tuple(d.alg for d in expected) + (FINGERPRINT_ALG,)
-        url = self.client.file_url(self.m.repo, self.m.revision, entry.path)
-        transfer = _transfer_for(self.client, self.jobs, self.keep_cache)
         self.progress.file_start(entry.path, size)
-        result = transfer(self.client, url, part, algs, size, remote.etag,
-                          progress=lambda n: self.progress.advance(entry.path, n), label=entry.path,
-                          cancel=self.cancel)
+        result = self.source.download(self.m.repo, self.m.revision, entry.path, part, algs, size, remote.etag,
+                                      progress=lambda n: self.progress.advance(entry.path, n), cancel=self.cancel,
+                                      buffers=transfer_buffers(self.jobs), keep_cache=self.keep_cache)
         outcome = FileOutcome(entry.path, "downloaded", size=result.size, fetched=result.fetched,
                               resumed_from=result.resumed_from, restarts=result.restarts)
         outcome.checks = compare(expected, result.digests)
@@ -354,7 +350,7 @@ class Puller:
                             notes=self.notes)
         recorded_commit = self.records.load().get("commit")
         if todo:
-            if self.client.offline:
+            if self.source.offline:
                 raise OfflineError(f"{len(todo)} file(s) of {self.m.name} are not in the cache "
                                    f"(first: {todo[0].path}) and offline mode is on")
             remotes = self.ask_hub(todo)
@@ -422,7 +418,7 @@ class Puller:
                 have = part.size()
                 planned.append(PlannedFile(entry.path, "resume" if have else "fetch", entry.size, have))
         unknown = [self.m.file(p.path) for p in planned if p.to_fetch is None]
-        if unknown and not self.client.offline:
+        if unknown and not self.source.offline:
             sizes = {path: r.size for path, r in self.ask_hub(unknown).items()}
             planned = [PlannedFile(p.path, p.action, sizes.get(p.path, p.size), p.have) if p.to_fetch is None else p
                        for p in planned]
@@ -434,15 +430,6 @@ class Puller:
 def _still_verified(record: FileRecord | None, stat: Stat, entry: FileEntry) -> bool:
     """The copy at the final path is the one ``record`` proved against today's manifest digests."""
     return record is not None and record.matches(stat) and record.covers(entry.digests)
-
-
-def _transfer_for(client, jobs: int, keep_cache: bool):
-    """The downloader for the endpoint's scheme: ranged HTTP GETs, or ranged S3 GETs (s3source.py);
-    both fill the same .part file and return the same digests."""
-    fetch = download
-    if client.endpoint.startswith("s3://"):
-        from .sources.s3 import download as fetch
-    return functools.partial(fetch, buffers=transfer_buffers(jobs), keep_cache=keep_cache)
 
 
 def _gb(n: int) -> str:

@@ -70,7 +70,7 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
     else:
         repo_id, rev = catalog.split_spec(spec)
         ctx = api.Context.make(endpoint=endpoint, cache_dir=cache_dir)
-        made = authoring.from_hub(ctx.client(), repo_id, rev, name=name, extra=authoring.read_texts(cards),
+        made = authoring.from_hub(ctx.source(), repo_id, rev, name=name, extra=authoring.read_texts(cards),
                                   cache=ctx.cache, read_card=not no_readme)
     if signed:
         made = authoring.add_signed(made, signed.digests, signed.describe())
@@ -133,7 +133,7 @@ def pin_cmd(file, revision, endpoint, as_json):
     from .. import authoring
 
     m = mf.load(file)
-    pinned, changes = authoring.pin(m, api.Context.make(endpoint=endpoint).client(), revision)
+    pinned, changes = authoring.pin(m, api.Context.make(endpoint=endpoint).source(), revision)
     if changes:
         authoring.write(pinned, file)
     if as_json:

@@ -1,4 +1,4 @@
-"""The hub's HTTP protocol: endpoint, token, resolve URLs, HEAD metadata and file listings.
+"""HTTP to a hub or a mirror: one requests session bound to an endpoint and its token.
 
 Redirects are followed by hand so the Authorization header goes only to the endpoint's own
 origin: a 302 to the CDN (or anywhere else) is followed without it. Transient failures
@@ -7,7 +7,6 @@ origin: a 302 to the CDN (or anywhere else) is followed without it. Transient fa
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from typing import Callable
 
@@ -16,13 +15,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .._version import __version__
-from ..errors import HubError, HubUnreachable, OfflineError
+from ..errors import HubError, HubUnreachable, NotFound, OfflineError, RateLimited
 from ..settings import Settings, check_endpoint
-from .base import RemoteEntry, RemoteFile
 
 MAX_REDIRECTS = 10
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 RetryHook = Callable[[str], None]
@@ -47,7 +43,7 @@ class _CappedRetry(Retry):
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         fresh = super().increment(method, url, response, error, _pool, _stacktrace)
         if self.on_retry:
-            why = f"HTTP {response.status}" if response is not None and not error else _reason(error or "")
+            why = f"HTTP {response.status}" if response is not None and not error else reason(error or "")
             wait = (fresh.get_retry_after(response) if response is not None else None) or fresh.get_backoff_time()
             where = f"{_pool.host}:{_pool.port}{url or ''}" if _pool is not None else (url or "")
             budget = len(self.history) + self.total  # self.total is what is left, not what was allowed
@@ -61,19 +57,10 @@ def origin(url: str) -> tuple[str, str, int]:
     return p.scheme, (p.hostname or "").lower(), port
 
 
-def _strip_quotes(etag: str | None) -> str | None:
-    if etag is None:
-        return None
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    return etag.strip('"')
-
-
 def describe_http_error(resp: requests.Response, what: str, endpoint: str | None = None) -> HubError:
     """One line for an HTTP error; ``endpoint`` tells a refusal by the hub from one by its CDN."""
     code = resp.status_code
-    reason = resp.headers.get("X-Error-Message") or resp.reason or ""
+    message = resp.headers.get("X-Error-Message") or resp.reason or ""
     err = resp.headers.get("X-Error-Code", "")
     if code == 400 and origin(resp.url)[0] == "http" and _speaks_tls(resp.url):  # nginx's answer on its TLS port
         return HubError(f"{what}: HTTP 400: {TLS_ON_HTTP}")
@@ -82,15 +69,15 @@ def describe_http_error(resp: requests.Response, what: str, endpoint: str | None
                         f"its signed URL may have expired: run the pull again")
     if code in (401, 403):
         hint = "the repo is gated, private or missing: set HF_TOKEN or run `hf auth login`"
-        return HubError(f"{what}: HTTP {code} {err or reason}; {hint}")
+        return HubError(f"{what}: HTTP {code} {err or message}; {hint}")
     if code == 404:
-        return HubError(f"{what}: not found on the hub (HTTP 404 {err})".rstrip())
+        return NotFound(f"{what}: not found on the hub (HTTP 404 {err})".rstrip())
     if code == 429:
-        return HubError(f"{what}: rate limited by the hub (HTTP 429), retries exhausted")
-    return HubError(f"{what}: HTTP {code} {reason}".rstrip())
+        return RateLimited(f"{what}: rate limited by the hub (HTTP 429), retries exhausted")
+    return HubError(f"{what}: HTTP {code} {message}".rstrip())
 
 
-class HubClient:
+class HttpClient:
     """A requests session bound to one endpoint and token, with retries and safe redirects."""
 
     def __init__(self, endpoint: str, token: str | None = None, offline: bool = False,
@@ -104,7 +91,7 @@ class HubClient:
         self.retries = retries
         self.backoff = backoff
         self.on_retry = on_retry
-        self.min_speed, self.min_speed_window = min_speed, min_speed_window  # see transfer.SpeedGuard
+        self.min_speed, self.min_speed_window = min_speed, min_speed_window  # see resume.SpeedLimit
         self.session = requests.Session()
         # read: a reset or a stall before the response headers is retried here; after them
         # (mid-body) the transfer resumes from its offset instead.
@@ -121,7 +108,7 @@ class HubClient:
         self.session.trust_env = True
 
     @classmethod
-    def from_settings(cls, settings: Settings, on_retry: RetryHook | None = None) -> "HubClient":
+    def from_settings(cls, settings: Settings, on_retry: RetryHook | None = None):
         return cls(settings.endpoint, token=settings.token, offline=settings.offline,
                    read_timeout=settings.read_timeout, retries=settings.retries, backoff=settings.backoff,
                    on_retry=on_retry, min_speed=settings.min_speed, min_speed_window=settings.min_speed_window)
@@ -129,11 +116,6 @@ class HubClient:
     def tell_retry(self, message: str) -> None:
         if self.on_retry:
             self.on_retry(message)
-
-    # ---------------------------------------------------------------- URLs
-    def file_url(self, repo: str, revision: str, path: str) -> str:
-        rev = urllib.parse.quote(revision, safe="")
-        return f"{self.endpoint}/{repo}/resolve/{rev}/{urllib.parse.quote(path, safe='/')}"
 
     def _headers_for(self, url: str, extra: dict | None = None) -> dict:
         headers = dict(extra or {})
@@ -159,16 +141,16 @@ class HubClient:
                 resp = self.session.request(method, url, headers=self._headers_for(url, headers),
                                             allow_redirects=False, stream=stream, timeout=self.timeout)
             except requests.exceptions.RetryError as e:
-                raise HubError(f"{what}: gave up after {self.retries} retries ({_reason(e)})") from None
+                raise HubError(f"{what}: gave up after {self.retries} retries ({reason(e)})") from None
             except requests.exceptions.SSLError as e:  # reached, but not trusted: no fallback
-                raise HubError(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
+                raise HubError(f"{what}: {reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-                reason = _reason(e)
-                if origin(url)[0] == "http" and reason != "connection refused" and _speaks_tls(url):
-                    reason = TLS_ON_HTTP
-                raise HubUnreachable(f"{what}: {reason} ({origin(url)[1]}:{origin(url)[2]})") from None
+                why = reason(e)
+                if origin(url)[0] == "http" and why != "connection refused" and _speaks_tls(url):
+                    why = TLS_ON_HTTP
+                raise HubUnreachable(f"{what}: {why} ({origin(url)[1]}:{origin(url)[2]})") from None
             except requests.exceptions.RequestException as e:
-                raise HubError(f"{what}: {_reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
+                raise HubError(f"{what}: {reason(e)} ({origin(url)[1]}:{origin(url)[2]})") from None
             if resp.status_code not in (301, 302, 303, 307, 308):
                 return resp
             location = resp.headers.get("Location")
@@ -183,58 +165,6 @@ class HubClient:
             seen.add(nxt)
             url = nxt
         raise HubError(f"{what}: more than {MAX_REDIRECTS} redirects")
-
-    def head(self, repo: str, revision: str, path: str) -> RemoteFile:
-        """HEAD a resolve URL: size, ETag, LFS sha256 and commit, without following the CDN."""
-        url = self.file_url(repo, revision, path)
-        # identity: a compressed Content-Length would not be the file's size
-        resp = self.request("HEAD", url, follow="same-host", headers={"Accept-Encoding": "identity"},
-                            what=f"{repo}@{revision[:12]}: {path}")
-        resp.close()
-        if resp.status_code >= 400:
-            raise describe_http_error(resp, f"{repo}@{revision}: {path}")
-        h = resp.headers
-        linked = _strip_quotes(h.get("X-Linked-Etag"))
-        etag = _strip_quotes(h.get("ETag"))
-        size_header = h.get("X-Linked-Size") or (h.get("Content-Length") if resp.status_code < 300 else None)
-        try:
-            size = int(size_header) if size_header is not None else None
-        except ValueError:
-            size = None
-        sha256 = linked if linked and SHA256_RE.match(linked) else None
-        if sha256 is None and not linked and etag and SHA256_RE.match(etag) and "X-Repo-Commit" in h:
-            sha256 = etag  # a caching mirror (olah) serving an LFS file itself: its ETag is the sha256, as on the hub
-        git_sha1 = etag if not linked and etag and SHA1_RE.match(etag) and "X-Repo-Commit" in h else None
-        return RemoteFile(path=path, size=size, etag=h.get("X-Linked-Etag") or h.get("ETag"),
-                          sha256=sha256, git_sha1=git_sha1, commit=h.get("X-Repo-Commit"))
-
-    def list_files(self, repo: str, revision: str) -> tuple[str, list[RemoteEntry]]:
-        """The commit a revision resolves to and every file in it, from the model API."""
-        self._guard()
-        from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError
-
-        api = HfApi(endpoint=self.endpoint, token=self.token or False,
-                    library_name="weightsafe", library_version=__version__)
-        try:
-            info = api.model_info(repo, revision=revision, files_metadata=True)
-        except HfHubHTTPError as e:
-            status = getattr(getattr(e, "response", None), "status_code", None)
-            hint = {401: "the repo does not exist, or is private or gated: check the name, set HF_TOKEN",
-                    403: "the token may not read this repo (gated: accept its terms on the hub)",
-                    404: "no such revision"}.get(status, str(e).splitlines()[0])
-            raise HubError(f"{repo}@{revision}: the hub refused the file listing (HTTP {status}): {hint}") from None
-        except Exception as e:  # httpx transport errors and the like
-            unreachable = any(k in type(e).__name__ for k in ("Connect", "Timeout", "Network"))
-            raise (HubUnreachable if unreachable else HubError)(
-                f"{repo}@{revision}: listing failed: {_reason(e)}") from None
-        entries = []
-        for s in info.siblings or []:
-            lfs = getattr(s, "lfs", None)
-            sha = getattr(lfs, "sha256", None) if lfs else None
-            blob = getattr(s, "blob_id", None)
-            entries.append(RemoteEntry(s.rfilename, s.size, sha, None if sha else blob))
-        return info.sha, entries
 
 
 TLS_ON_HTTP = "the endpoint is http:// but the server speaks HTTPS (use https://)"
@@ -268,10 +198,13 @@ KNOWN_REASONS = (("WRONG_VERSION_NUMBER", "the endpoint is https:// but the serv
                  ("Max retries exceeded", "too many failed attempts"))
 
 
-def _reason(e: BaseException) -> str:
+def reason(e: BaseException) -> str:
     """A short, human reason for a requests/urllib3/httpx exception chain."""
     text = str(e)
     found = [short for marker, short in KNOWN_REASONS if marker in text]
     if found:
         return found[0]
     return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+__all__ = ["HttpClient", "describe_http_error", "origin", "reason"]

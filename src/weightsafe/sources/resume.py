@@ -1,13 +1,15 @@
-"""Resumable download of one file into a ``.part`` file, hashing every byte as it arrives.
+"""Resumable download of one file into a ``.part`` file, hashing every byte as it arrives: the one
+retry, restart and cancel loop every source uses.
 
-Resume is bound to the validator the hub gave (Range + If-Range): if the server ignores the
-Range, or the ETag changed (a new upload), the part is started over, so bytes of two
-versions are never mixed. The bytes already on disk are re-read through the hashers before
-resuming (a local read, far cheaper than the network). A dropped or stalled connection
-(read timeout) is resumed from the current offset with backoff; an attempt that made progress
-does not count against the retry budget.
+A source knows how to open its file at an offset (``Ranges.open``: an HTTP GET with Range and
+If-Range, an S3 GET with Range and If-Match); everything else is here, once. Resume is bound to a
+validator: if the source says the representation changed (it ignored the Range, the ETag moved,
+the object was replaced) the part starts over, so bytes of two versions are never mixed. The
+bytes already on disk are re-read through the hashers before resuming (a local read, far cheaper
+than the network). A dropped or stalled connection is resumed from the current offset with a
+jittered backoff; an attempt that made progress does not count against the retry budget.
 
-The hot path is a pipeline (pipeline.py): this thread only moves bytes from the socket into
+The hot path is a pipeline (pipeline.py): this thread only moves bytes from the source into
 large buffers; each digest and the disk writer consume them on their own threads, and the
 writer hands dirty pages to writeback as it goes, so the commit's fsync overlaps the download.
 A ``cancel`` event stops a transfer at the next buffer boundary with the part resumable.
@@ -16,27 +18,21 @@ A ``cancel`` event stops a transfer at the next buffer boundary with the part re
 from __future__ import annotations
 
 import json
-import re
+import random
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
-import requests
-import urllib3
-
-from ..errors import DiskError, HubError, IntegrityError
+from ..errors import DiskError, HubError
 from ..fsutil import atomic_write, nofollow, read_json_object, refuse_planted
 from ..hashing import MultiHasher, feed_file
 from ..pipeline import BUFFER, BUFFERS, Pipeline, writing
-from .http import HubClient, _reason, describe_http_error
 
 CHUNK = BUFFER  # bytes per buffer: cache-sized (see pipeline.py), little lost in flight to a kill -9
-HANDOFF = 0.01           # seconds: bytes are handed on (to disk, to progress) at least this often, so a kill -9 loses little
-CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-STREAM_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                 requests.exceptions.Timeout, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+HANDOFF = 0.01  # seconds: bytes are handed on (to disk, to progress) at least this often, so a kill -9 loses little
+MAX_PAUSE = 10.0  # seconds: the longest backoff between two attempts at one file
 
 
 @dataclass
@@ -53,21 +49,83 @@ class Cancelled(Exception):
     written, hashed and counted, so the part resumes from there next time."""
 
 
-class _Restart(Exception):
-    """The server sent a different representation; the part must start over.
+class Restart(Exception):
+    """The source now serves a different representation; the part must start over. The source
+    has already bound its ``validator`` to what it serves now: the digests decide whether that new
+    content is acceptable (usually not)."""
 
-    ``etag`` is the validator of what the server now serves, when it said: later attempts bind
-    to it, and the digests decide whether that new content is acceptable (usually not).
-    """
 
-    def __init__(self, why: str, etag: str | None = None):
-        super().__init__(why)
-        self.etag = etag
+class TooSlow(ConnectionError):
+    """A transfer stayed under the minimum throughput for a whole window: cut, then resumed."""
+
+
+class ShortBody(ConnectionError):
+    """A response ended before the bytes it announced: resumed from where it stopped."""
+
+
+class Body(Protocol):
+    def read1(self, n: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Opened:
+    """One response of a source, positioned at the offset asked for."""
+
+    body: Body
+    length: int | None = None  # bytes it promises (None: until it ends)
+
+
+class Ranges(Protocol):
+    """One file of one source, openable at any offset. Each source implements this and nothing
+    more of the transfer: ``fetch`` does the resuming, retrying, restarting and cancelling."""
+
+    #: The validator the bytes on disk are bound to (an ETag): persisted with the part, so that a
+    #: later run resumes under it (If-Range) or starts over.
+    validator: str | None
+    #: Exceptions that mean "the connection failed; resume from the current offset".
+    transient: tuple[type[BaseException], ...]
+
+    def resumed(self, validator: str | None) -> None:
+        """The validator the kept bytes were fetched under, from an earlier run."""
+
+    def open(self, offset: int) -> Opened | None:
+        """The file from ``offset`` on; None when nothing is left to send. Raises ``Restart``
+        when the representation changed, a member of ``transient`` to be retried, or a
+        ``WeightsafeError`` that ends the transfer."""
+
+    def reason(self, error: BaseException) -> str:
+        """A short, human reason for a transient failure, for the retry line."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one transfer tries: attempts in a row without progress, and the backoff base
+    (seconds, doubled per failure, capped at MAX_PAUSE, with jitter so a fleet that failed
+    together does not come back together)."""
+
+    attempts: int = 6
+    backoff: float = 0.5
+
+    def pause(self, failures: int) -> float:
+        base = min(self.backoff * 2 ** failures, MAX_PAUSE)
+        return base / 2 + random.uniform(0, base / 2)
+
+
+@dataclass(frozen=True)
+class SpeedLimit:
+    """Cut a connection that trickles (a byte a second never trips the read timeout):
+    ``WEIGHTSAFE_MIN_SPEED`` bytes/s (default 1024; 0 turns it off), averaged over
+    ``WEIGHTSAFE_MIN_SPEED_WINDOW`` seconds (default 30)."""
+
+    min_bps: float = 1024.0
+    window: float = 30.0
 
 
 @dataclass(frozen=True)
 class PartState:
-    """What a part's bytes were begun for: the file version (``expect``, the hub's ETag at HEAD
+    """What a part's bytes were begun for: the file version (``expect``, the source's ETag at stat
     time), its size, and the validator the bytes on disk were fetched under (sent as If-Range).
     The resume offset is not here: it is the part's own size, which cannot disagree with it."""
 
@@ -110,10 +168,10 @@ class PartFile:
 
     def resume(self, expect: str | None, size: int | None, algs: tuple[str, ...],
                progress: Callable[[int], None] | None = None) -> tuple[MultiHasher, str | None]:
-        """Reopen the part for the file version ``expect`` of ``size`` bytes, for any source (HTTP,
-        S3). Bytes begun for another version or size are discarded; kept bytes are re-read through
-        a fresh hasher (a local read, cheaper than the network). Returns the hasher, whose count is
-        the offset to resume from, and the validator the kept bytes were fetched under."""
+        """Reopen the part for the file version ``expect`` of ``size`` bytes. Bytes begun for
+        another version or size are discarded; kept bytes are re-read through a fresh hasher.
+        Returns the hasher, whose count is the offset to resume from, and the validator the kept
+        bytes were fetched under."""
         self.refuse_planted()
         state = self.state()
         offset = self.size()
@@ -137,6 +195,10 @@ class PartFile:
         except FileNotFoundError:
             return 0
 
+    def truncate(self) -> None:
+        with open(self.path, "wb", opener=nofollow):
+            pass
+
     def discard(self) -> None:
         for p in (self.path, self.state_path):
             try:
@@ -145,121 +207,95 @@ class PartFile:
                 pass
 
 
-def download(client: HubClient, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
-             expect: str | None, progress: Callable[[int], None] | None = None,
-             max_attempts: int | None = None, backoff: float | None = None, label: str | None = None,
-             cancel: threading.Event | None = None, buffers: int = BUFFERS,
-             keep_cache: bool = False) -> TransferResult:
-    """Fetch ``url`` into ``part``. ``expect`` is the hub's identity of the file version (its
-    ETag at HEAD time): a part begun for another version, or another size, starts over.
-    Setting ``cancel`` raises ``Cancelled`` within about HANDOFF seconds, leaving the part resumable.
-    Pages written are dropped from the page cache once on disk, unless ``keep_cache`` (see Writer)."""
-    hasher, validator = part.resume(expect, size, algs, progress)
+def fetch(ranges: Ranges, part: PartFile, algs: tuple[str, ...], size: int | None, expect: str | None, *,
+          policy: RetryPolicy = RetryPolicy(), speed: SpeedLimit = SpeedLimit(),
+          progress: Callable[[int], None] | None = None, label: str = "file",
+          cancel: threading.Event | None = None, buffers: int = BUFFERS, keep_cache: bool = False,
+          on_retry: Callable[[str], None] | None = None) -> TransferResult:
+    """Fetch the file ``ranges`` opens into ``part``. ``expect`` is the source's identity of the
+    file version: a part begun for another version, or another size, starts over. Setting
+    ``cancel`` raises ``Cancelled`` within about HANDOFF seconds, leaving the part resumable.
+    Pages written are dropped from the page cache once on disk, unless ``keep_cache``."""
+    hasher, kept_under = part.resume(expect, size, algs, progress)
+    ranges.resumed(kept_under)
+    bound = ranges.validator
     resumed_from, fetched, restarts, failures = hasher.count, 0, 0, 0
-    label = label or url.rsplit("/", 1)[-1]
-    max_attempts = max_attempts if max_attempts is not None else client.retries + 1
-    backoff = backoff if backoff is not None else client.backoff
 
-    def remember(new: str | None) -> None:
-        """Bind later resumes to the validator of what the server is sending now."""
-        nonlocal validator
-        if new != validator:
-            validator = new
-            part.save_state(PartState(expect, size, validator))
+    def persist() -> None:
+        """Bind later resumes to the validator of what the source is sending now."""
+        nonlocal bound
+        if ranges.validator != bound:
+            bound = ranges.validator
+            part.save_state(PartState(expect, size, bound))
+
+    def stop_if_cancelled() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
 
     while size is None or hasher.count < size:
         before = hasher.count
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
+        stop_if_cancelled()
         try:
-            done = _attempt(client, url, part, hasher, validator, size, progress, remember, label, cancel, buffers,
-                            keep_cache)
-            fetched += hasher.count - before
-            if done:
+            opened = ranges.open(hasher.count)
+            if opened is None:  # nothing left to send
                 break
-        except _Restart as why:
+            if not before:
+                persist()
+            with _closing(opened.body), \
+                    open(part.path, "ab" if before else "wb", buffering=0, opener=nofollow) as fh, \
+                    writing(fh, before, hasher.sinks(), buffers, keep_cache, size=CHUNK) as pipe:
+                received = _pump(opened.body, pipe, hasher, progress, cancel, size, speed)
+            fetched += hasher.count - before
+            stop_if_cancelled()
+            if opened.length is not None and received < opened.length:
+                raise ShortBody(f"body ended after {received} of {opened.length} bytes")
+            if size is None:
+                break  # the body ended: that is the whole file
+        except Restart as why:
             fetched += hasher.count - before
             restarts += 1
-            if restarts > max_attempts:
+            if restarts > policy.attempts:
                 raise HubError(f"{label}: the server kept changing the file ({why})") from None
-            remember(why.etag)
+            persist()
             if progress:
                 progress(-hasher.count)
             hasher = MultiHasher(algs, size)
-            with open(part.path, "wb", opener=nofollow):
-                pass
-            continue
-        except STREAM_ERRORS as e:
+            part.truncate()
+        except (TooSlow, ShortBody, *ranges.transient) as e:
             fetched += hasher.count - before
             slow = isinstance(e, TooSlow)  # progress at a crawl still counts against the budget
             failures = 0 if hasher.count > before and not slow else failures + 1
-            if failures >= max_attempts:
+            reason = str(e) if isinstance(e, (TooSlow, ShortBody)) else ranges.reason(e)
+            if failures >= policy.attempts:
                 raise HubError(f"{label}: transfer failed {failures} times in a row at byte "
-                               f"{hasher.count}: {e if slow else _reason(e)}") from None
-            pause = min(backoff * 2 ** failures, 10)
-            client.tell_retry(f"{label}: {e if slow else _reason(e)} at byte {hasher.count}; resuming in "
-                              f"{pause:.1f} s (attempt {failures + 1}/{max_attempts})")
+                               f"{hasher.count}: {reason}") from None
+            pause = policy.pause(failures)
+            if on_retry:
+                on_retry(f"{label}: {reason} at byte {hasher.count}; resuming in {pause:.1f} s "
+                         f"(attempt {failures + 1}/{policy.attempts})")
             if cancel is not None and cancel.wait(pause):
-                raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
+                raise Cancelled(f"{label}: cancelled at byte {hasher.count}") from None
             if cancel is None:
                 time.sleep(pause)
-            continue
         except OSError as e:
             raise DiskError(f"cannot write {part.path}: {e.strerror or e}") from None
     return TransferResult(hasher.hexdigests(), hasher.count, fetched, resumed_from, restarts)
 
 
-def _attempt(client: HubClient, url: str, part: PartFile, hasher: MultiHasher, validator: str | None,
-             size: int | None, progress, remember: Callable[[str | None], None], label: str,
-             cancel: threading.Event | None = None, buffers: int = BUFFERS, keep_cache: bool = False) -> bool:
-    """One GET from the current offset; returns True when the whole body arrived."""
-    offset = hasher.count
-    headers = {"Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-        if validator:
-            headers["If-Range"] = validator
-    resp = client.request("GET", url, headers=headers, stream=True, what=label)
-    with resp:
-        if resp.status_code == 416 and size is not None and offset >= size:
-            return True
-        if resp.status_code >= 400:
-            raise describe_http_error(resp, label, client.endpoint)
-        got = resp.headers.get("ETag")
-        if resp.status_code == 206:
-            m = CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", ""))
-            if not m or int(m.group(1)) != offset or (size is not None and m.group(3) not in (str(size), "*")):
-                raise _Restart(f"bad Content-Range {resp.headers.get('Content-Range')!r} for offset {offset}")
-            if validator and got and _norm(got) != _norm(validator):
-                raise _Restart(f"a range of another version (ETag {got}, resuming {validator})", got)
-            expected_len = int(m.group(2)) - offset + 1
-        elif offset:
-            raise _Restart("the server ignored the Range request, or the file changed (ETag "
-                           f"{validator} -> {got})", got)
-        else:
-            expected_len = None
-            announced = resp.headers.get("Content-Length")
-            if size is not None and announced is not None and announced.isdigit() and int(announced) != size:
-                raise IntegrityError(f"{label}: the server announced {announced} bytes, "
-                                     f"expected {size}; refusing a different file")
-            remember(got)
-        mode = "ab" if offset else "wb"
-        with open(part.path, mode, buffering=0, opener=nofollow) as fh, \
-                writing(fh, offset, hasher.sinks(), buffers, keep_cache, size=CHUNK) as pipe:
-            guard = SpeedGuard(client.min_speed, client.min_speed_window, time.monotonic())
-            received = _pump(resp.raw, pipe, hasher, progress, cancel, size, guard)
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"{label}: cancelled at byte {hasher.count}")
-        if expected_len is not None and received < expected_len:
-            raise requests.exceptions.ChunkedEncodingError(f"body ended after {received} of {expected_len} bytes")
-        return size is None or hasher.count >= size
+class _closing:
+    def __init__(self, body: Body):
+        self.body = body
+
+    def __enter__(self):
+        return self.body
+
+    def __exit__(self, *exc):
+        self.body.close()
 
 
-
-
-def _pump(raw, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.Event | None,
-          size: int | None, guard: "SpeedGuard") -> int:
-    """Move the body from the socket into the pipeline's buffers; nothing else happens here.
+def _pump(body: Body, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.Event | None,
+          size: int | None, speed: SpeedLimit) -> int:
+    """Move the body into the pipeline's buffers; nothing else happens here.
 
     A buffer is handed on when full, at the end, after HANDOFF seconds, on cancel, and, with
     whatever it holds, when the connection fails: every byte that arrived is written and
@@ -267,12 +303,13 @@ def _pump(raw, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.
     """
     received = 0
     eof = False
+    guard = _SpeedGuard(speed.min_bps, speed.window, time.monotonic())
     while not eof and not (cancel is not None and cancel.is_set()):
         slot, buf = pipe.acquire()
         filled, deadline = 0, time.monotonic() + HANDOFF
         try:
             while filled < len(buf):
-                chunk = raw.read1(len(buf) - filled, decode_content=False)
+                chunk = body.read1(len(buf) - filled)
                 if not chunk:
                     eof = True
                     break
@@ -287,21 +324,13 @@ def _pump(raw, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.
             if progress and filled:
                 progress(filled)
         if size is not None and hasher.count > size:
-            raise _Restart(f"the server sent more than the {size} bytes announced")
+            raise Restart(f"the server sent more than the {size} bytes announced")
         guard.update(filled)
     return received
 
 
-class TooSlow(requests.exceptions.ConnectionError):
-    """A transfer stayed under the minimum throughput for a whole window: cut, then resumed."""
-
-
 @dataclass
-class SpeedGuard:
-    """Cut a connection that trickles (a byte a second never trips the read timeout):
-    ``WEIGHTSAFE_MIN_SPEED`` bytes/s (default 1024; 0 turns it off), averaged over
-    ``WEIGHTSAFE_MIN_SPEED_WINDOW`` seconds (default 30)."""
-
+class _SpeedGuard:
     min_bps: float
     window: float
     started: float = 0.0
@@ -318,6 +347,5 @@ class SpeedGuard:
         self.started, self.got = time.monotonic(), 0
 
 
-def _norm(etag: str) -> str:
-    etag = etag.strip()
-    return (etag[2:] if etag.startswith("W/") else etag).strip('"')
+__all__ = ["Cancelled", "Opened", "PartFile", "PartState", "Ranges", "Restart", "RetryPolicy", "ShortBody",
+           "SpeedLimit", "TooSlow", "TransferResult", "fetch"]

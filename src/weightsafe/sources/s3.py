@@ -1,296 +1,133 @@
-"""Object storage as a mirror: ``--endpoint s3://bucket/prefix`` (or ``HF_ENDPOINT``) reads a tree
-``mirror export`` wrote, through the S3 API, and ``mirror export ... s3://bucket/prefix`` writes one.
+"""Object storage as a source: ``--endpoint s3://bucket/prefix`` (or ``HF_ENDPOINT``) reads a tree
+``mirror export`` wrote, through the S3 API (boto3: ``weightsafe[s3]``).
 
-boto3 (the optional extra ``weightsafe[s3]``) is the client: it implements the whole standard
-credential chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, SSO, instance
-and pod roles) and ``AWS_ENDPOINT_URL`` for S3-compatible stores (MinIO, SeaweedFS, Ceph RGW, R2),
-signs every request, retries with jittered exponential backoff ("standard" mode), and its
-transfer manager does parallel multipart uploads. Re-implementing SigV4 would be a liability.
-
-Downloads go into the same ``.part`` + state files as HTTP ones and are judged the same way:
-ranged GETs resume from the bytes on disk, bound to the object's ETag with If-Match (an object
-replaced meanwhile starts over rather than mixing two versions), every byte goes through the
-``MultiHasher`` and the caller compares every digest before anything reaches its final path.
+A bucket has no listing API: its listing is the manifest the tree publishes (``StaticMirror``).
+Downloads go into the same ``.part`` + state files as HTTP ones, through the same resume loop
+(resume.py): ranged GETs resume from the bytes on disk, bound to the object's ETag with If-Match
+(an object replaced meanwhile starts over rather than mixing two versions), every byte goes through
+the hashers and the caller compares every digest before anything reaches its final path.
 """
 
 from __future__ import annotations
 
-import random
 import threading
-import time
-import urllib.parse
-from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import DiskError, HubError, HubUnreachable, IntegrityError, OfflineError, UsageError
-from ..fsutil import nofollow
-from ..hashing import MultiHasher
-from ..pipeline import BUFFERS, Pipeline, writing
-from .base import RemoteFile
-from .resume import Cancelled, PartFile, PartState, TransferResult
-
-MULTIPART_CHUNK = 8 * 1024 * 1024
-FINGERPRINT_META = "xxh3-128"
+from ..errors import NoHubAPI, NotFound
+from ..layout import file_relpath
+from ..pipeline import BUFFERS
+from ..s3client import BucketClient, _boto3, describe_error, first_line
+from .base import Published, RemoteFile
+from .mirror import StaticMirror
+from .resume import Opened, PartFile, Restart, RetryPolicy, SpeedLimit, TransferResult, fetch
 
 
-def _boto3():
-    try:
-        import boto3
-        import botocore
-    except ImportError:
-        raise UsageError("an s3:// endpoint needs boto3: pip install 'weightsafe[s3]'") from None
-    return boto3, botocore
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """``s3://bucket/prefix``: where a mirror tree starts inside a bucket."""
-
-    name: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> "Bucket":
-        p = urllib.parse.urlsplit(url)
-        if p.scheme != "s3" or not p.netloc or p.query or p.fragment:
-            raise UsageError(f"{url!r} is not s3://bucket[/prefix]")
-        return cls(p.netloc, p.path.strip("/"))
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.name}/{self.prefix}".rstrip("/")
-
-    def key(self, relpath: str) -> str:
-        return f"{self.prefix}/{relpath}" if self.prefix else relpath
-
-
-def _describe(e: BaseException, what: str, bucket: str) -> HubError:
-    """One line for any failure of an S3 call, saying what to fix."""
-    _, botocore = _boto3()
-    from botocore import exceptions as bx
-
-    if isinstance(e, bx.NoCredentialsError):
-        return HubError(f"{what}: no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                        f"or AWS_PROFILE")
-    if isinstance(e, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
-        return HubUnreachable(f"{what}: the S3 endpoint cannot be reached ({_first_line(e)})")
-    if isinstance(e, bx.ClientError):
-        err = e.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
-            return HubError(f"{what}: the S3 server refused the credentials ({code}): check AWS_ACCESS_KEY_ID / "
-                            f"AWS_SECRET_ACCESS_KEY / AWS_PROFILE")
-        if code == "NoSuchBucket":
-            return HubError(f"{what}: the bucket {bucket!r} does not exist (check the endpoint and AWS_ENDPOINT_URL)")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return HubError(f"{what}: not found in the bucket {bucket!r} (HTTP 404)")
-        if status == 403 or code in ("AccessDenied", "403", "Forbidden"):
-            return HubError(f"{what}: access denied (HTTP 403): wrong credentials, or they may not read "
-                            f"s3://{bucket}: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE")
-        return HubError(f"{what}: S3 error {code or status}: {err.get('Message') or _first_line(e)}")
-    if isinstance(e, botocore.exceptions.BotoCoreError):
-        return HubError(f"{what}: {_first_line(e)}")
-    return HubError(f"{what}: {type(e).__name__}: {_first_line(e)}")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e)
-    return text.splitlines()[0][:200] if text else type(e).__name__
-
-
-class S3Client:
-    """Stands in for ``HubClient`` when the endpoint is ``s3://``: the same ``head``, ``file_url``
-    and ``list_files`` (which says there is no hub API, so the mirror's manifest is read)."""
+class S3Source(BucketClient):
+    """A mirror tree in a bucket, read as a source."""
 
     def __init__(self, endpoint: str, offline: bool = False, read_timeout: float = 30.0, retries: int = 5,
-                 backoff: float = 0.5, on_retry: Callable[[str], None] | None = None, max_pool: int = 32):
-        boto3, _ = _boto3()
-        from botocore.config import Config
-
-        self.bucket = Bucket.parse(endpoint)
-        self.endpoint = self.bucket.url
-        self.token = None
-        self.offline = offline
-        self.retries = retries
-        self.backoff = backoff
-        self.on_retry = on_retry
-        session = boto3.session.Session()
-        config = Config(retries={"mode": "standard", "max_attempts": retries + 1}, connect_timeout=10,
-                        read_timeout=read_timeout, max_pool_connections=max_pool,
-                        user_agent_extra="weightsafe")
-        # the region matters only for signing; S3-compatible stores accept the default one
-        region = session.region_name or "us-east-1"
-        self.s3 = session.client("s3", region_name=region, config=config)
+                 backoff: float = 0.5, on_retry: Callable[[str], None] | None = None, max_pool: int = 32,
+                 min_speed: float = 1024.0, min_speed_window: float = 30.0):
+        super().__init__(endpoint, offline=offline, read_timeout=read_timeout, retries=retries, backoff=backoff,
+                         on_retry=on_retry, max_pool=max_pool)
+        self.min_speed, self.min_speed_window = min_speed, min_speed_window
 
     @classmethod
-    def from_settings(cls, settings, on_retry: Callable[[str], None] | None = None) -> "S3Client":
+    def from_settings(cls, settings, on_retry: Callable[[str], None] | None = None) -> "S3Source":
         return cls(settings.endpoint, offline=settings.offline, read_timeout=settings.read_timeout,
-                   retries=settings.retries, backoff=settings.backoff, on_retry=on_retry)
+                   retries=settings.retries, backoff=settings.backoff, on_retry=on_retry,
+                   min_speed=settings.min_speed, min_speed_window=settings.min_speed_window)
 
-    def tell_retry(self, message: str) -> None:
-        if self.on_retry:
-            self.on_retry(message)
+    def key(self, repo: str, revision: str, path: str) -> str:
+        return self.bucket.key(file_relpath(repo, revision, path))
 
-    def _guard(self) -> None:
-        if self.offline:
-            raise OfflineError("the network is needed but offline mode is on (HF_HUB_OFFLINE / --offline)")
-
-    def call(self, op: str, what: str, **kw):
-        """One S3 API call; every failure becomes a one-line HubError (exit 3)."""
-        self._guard()
-        try:
-            return getattr(self.s3, op)(Bucket=self.bucket.name, **kw)
-        except Exception as e:
-            err = _describe(e, what, self.bucket.name)
-            if "not found in the bucket" in str(err) and op == "head_object":
-                self._bucket_exists(what)
-            raise err from None
-
-    def _bucket_exists(self, what: str) -> None:
-        """A HEAD of a missing key and of a key in a missing bucket both say 404: tell them apart."""
-        try:
-            self.s3.head_bucket(Bucket=self.bucket.name)
-        except Exception as e:
-            err = _describe(e, what, self.bucket.name)
-            if "not found" in str(err):
-                raise HubError(f"{what}: the bucket {self.bucket.name!r} does not exist (check the endpoint "
-                               f"and AWS_ENDPOINT_URL)") from None
-
-    # ---------------------------------------------------------------- the HubClient surface
-    def relpath(self, repo: str, revision: str, path: str) -> str:
-        return f"{repo}/resolve/{revision}/{path}"
-
-    def file_url(self, repo: str, revision: str, path: str) -> str:
-        return f"s3://{self.bucket.name}/{self.bucket.key(self.relpath(repo, revision, path))}"
-
-    def key_of(self, url: str) -> str:
-        return urllib.parse.urlsplit(url).path.lstrip("/")
-
-    def head(self, repo: str, revision: str, path: str) -> RemoteFile:
-        key = self.bucket.key(self.relpath(repo, revision, path))
-        h = self.call("head_object", f"{repo}@{revision[:12]}: {path}", Key=key)
+    # ---------------------------------------------------------------- Source
+    def stat(self, repo: str, revision: str, path: str) -> RemoteFile:
+        h = self.call("head_object", f"{repo}@{revision[:12]}: {path}", Key=self.key(repo, revision, path))
         return RemoteFile(path=path, size=h.get("ContentLength"), etag=h.get("ETag"), sha256=None,
                           git_sha1=None, commit=None)
 
-    def list_files(self, repo: str, revision: str):
-        raise HubError(f"{repo}@{revision}: {self.endpoint} is object storage, not a hub API")
+    def listing(self, repo: str, revision: str) -> Published:
+        """The manifest the tree publishes: a bucket has no listing API of its own."""
+        why = f"{repo}@{revision}: {self.endpoint} is object storage, not a hub API"
+        published = StaticMirror(self).published(repo, revision, why)
+        if published is None:
+            raise NoHubAPI(why)
+        return published
 
-    def read_small(self, repo: str, revision: str, relpath: str) -> bytes | None:
+    def read_small(self, repo: str, revision: str, path: str) -> bytes | None:
         """A small object (a manifest) of the mirror tree, or None when it is not there."""
-        key = self.bucket.key(self.relpath(repo, revision, relpath))
         try:
-            return self.call("get_object", f"{repo}@{revision}: {relpath}", Key=key)["Body"].read()
-        except HubError as e:
-            if "not found in the bucket" in str(e):
-                return None
-            raise
-
-
-# ---------------------------------------------------------------- download (the S3 side of the Puller seam)
-
-def download(client: S3Client, url: str, part: PartFile, algs: tuple[str, ...], size: int | None,
-             expect: str | None, progress: Callable[[int], None] | None = None,
-             max_attempts: int | None = None, backoff: float | None = None, label: str | None = None,
-             cancel: threading.Event | None = None, buffers: int = BUFFERS,
-             keep_cache: bool = False) -> TransferResult:
-    """Fetch the object at ``url`` (from ``file_url``) into ``part`` with ranged GETs, as
-    ``transfer.download`` does over HTTP, through the same pipeline (a thread per digest, the
-    writer flushing and dropping pages behind itself). ``expect`` is the object's ETag at HEAD time."""
-    from botocore import exceptions as bx
-
-    key = client.key_of(url)
-    label = label or key.rsplit("/", 1)[-1]
-    hasher, _ = part.resume(expect, size, algs, progress)  # S3 resumes bind to the ETag itself (IfMatch)
-    resumed_from, fetched, restarts, failures = hasher.count, 0, 0, 0
-    max_attempts = max_attempts if max_attempts is not None else client.retries + 1
-    backoff = backoff if backoff is not None else client.backoff
-    while size is None or hasher.count < size:
-        before = hasher.count
-        kw = {"Key": key}
-        if expect:
-            kw["IfMatch"] = expect
-        if hasher.count:
-            kw["Range"] = f"bytes={hasher.count}-"
-        try:
-            body = _get(client, kw, label, hasher.count, size)
-            if body is None:  # nothing left to send
-                break
-            with open(part.path, "ab" if hasher.count else "wb", buffering=0, opener=nofollow) as fh, \
-                    writing(fh, hasher.count, hasher.sinks(), buffers, keep_cache) as pipe:
-                _pump(body, pipe, hasher, progress, cancel, size, label)
-            fetched += hasher.count - before
-            if size is None:
-                break
-        except _Replaced:
-            restarts += 1
-            if restarts > max_attempts:
-                raise HubError(f"{label}: the object kept changing while it was read") from None
-            if progress:
-                progress(-hasher.count)
-            hasher = MultiHasher(algs, size)
-            expect = None  # bind to whatever is there now; the digests judge it
-            part.save_state(PartState(None, size, None))
-        except (bx.BotoCoreError, ConnectionError, TimeoutError) as e:
-            fetched += hasher.count - before
-            failures = 0 if hasher.count > before else failures + 1
-            if failures >= max_attempts:
-                raise HubError(f"{label}: transfer failed {failures} times in a row at byte {hasher.count}: "
-                               f"{_first_line(e)}") from None
-            wait = random.uniform(0, min(backoff * 2 ** failures, 10))  # full jitter: no thundering herd
-            client.tell_retry(f"{label}: {_first_line(e)} at byte {hasher.count}; resuming in {wait:.1f} s "
-                              f"(attempt {failures + 1}/{max_attempts})")
-            if cancel is not None and cancel.wait(wait):
-                raise Cancelled(label)
-            if cancel is None:
-                time.sleep(wait)
-        except OSError as e:
-            raise DiskError(f"cannot write {part.path}: {e.strerror or e}") from None
-    return TransferResult(hasher.hexdigests(), hasher.count, fetched, resumed_from, restarts)
-
-
-def _pump(body, pipe: Pipeline, hasher: MultiHasher, progress, cancel: threading.Event | None,
-          size: int | None, label: str) -> None:
-    """Move an object's body into the pipeline's buffers until it ends; each buffer is handed on
-    as soon as it is read, so what arrived before an error is written and hashed."""
-    while not (cancel is not None and cancel.is_set()):
-        slot, buf = pipe.acquire()
-        chunk = b""
-        try:
-            chunk = body.read(len(buf))
-            buf[:len(chunk)] = chunk
-        finally:
-            pipe.submit(slot, len(chunk))
-        if not chunk:
-            return
-        hasher.advance(len(chunk))
-        if progress:
-            progress(len(chunk))
-        if size is not None and hasher.count > size:
-            raise IntegrityError(f"{label}: the object is larger than the {size} bytes expected")
-    raise Cancelled(label)
-
-
-class _Replaced(Exception):
-    """The object's ETag is no longer the one the part was begun with."""
-
-
-def _get(client: S3Client, kw: dict, label: str, offset: int, size: int | None):
-    from botocore import exceptions as bx
-
-    client._guard()
-    try:
-        return client.s3.get_object(Bucket=client.bucket.name, **kw)["Body"]
-    except bx.ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", ""))
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code == "PreconditionFailed" or status == 412:
-            raise _Replaced() from None
-        if (code == "InvalidRange" or status == 416) and size is not None and offset >= size:
+            return self.call("get_object", f"{repo}@{revision}: {path}",
+                             Key=self.key(repo, revision, path))["Body"].read()
+        except NotFound:
             return None
-        raise _describe(e, label, client.bucket.name) from None
-    except (bx.NoCredentialsError, bx.EndpointConnectionError) as e:
-        raise _describe(e, label, client.bucket.name) from None
+
+    def download(self, repo: str, revision: str, path: str, part: PartFile, algs: tuple[str, ...],
+                 size: int | None, expect: str | None, *, progress: Callable[[int], None] | None = None,
+                 cancel: threading.Event | None = None, buffers: int | None = None,
+                 keep_cache: bool = False, policy: RetryPolicy | None = None) -> TransferResult:
+        """Fetch one object into ``part`` with ranged GETs bound by If-Match to ``expect`` (its ETag
+        at HEAD time), through the one resume loop."""
+        return fetch(_S3Ranges(self, self.key(repo, revision, path), size, expect, path), part, algs, size, expect,
+                     policy=policy or RetryPolicy(self.retries + 1, self.backoff),
+                     speed=SpeedLimit(self.min_speed, self.min_speed_window), progress=progress, label=path,
+                     cancel=cancel, buffers=buffers or BUFFERS, keep_cache=keep_cache, on_retry=self.on_retry)
 
 
-__all__ = ["S3Client", "Bucket", "download"]
+class _S3Ranges:
+    """One object, opened at an offset with Range and If-Match (S3 resumes bind to the ETag
+    itself, so the part's own validator is not used)."""
+
+    def __init__(self, source: S3Source, key: str, size: int | None, expect: str | None, label: str):
+        _, botocore = _boto3()
+        self.source, self.key, self.size, self.label = source, key, size, label
+        self.validator = expect
+        self.transient = (botocore.exceptions.BotoCoreError, ConnectionError, TimeoutError)
+
+    def resumed(self, validator: str | None) -> None:
+        """Nothing to restore: If-Match names the version the part was begun for."""
+
+    def reason(self, error: BaseException) -> str:
+        return first_line(error)
+
+    def open(self, offset: int) -> Opened | None:
+        from botocore import exceptions as bx
+
+        kw = {"Key": self.key}
+        if self.validator:
+            kw["IfMatch"] = self.validator
+        if offset:
+            kw["Range"] = f"bytes={offset}-"
+        self.source._guard()
+        try:
+            got = self.source.s3.get_object(Bucket=self.source.bucket.name, **kw)
+        except bx.ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "PreconditionFailed" or status == 412:
+                self.validator = None  # bind to whatever is there now; the digests judge it
+                raise Restart("the object was replaced while it was read") from None
+            if (code == "InvalidRange" or status == 416) and self.size is not None and offset >= self.size:
+                return None
+            raise describe_error(e, self.label, self.source.bucket.name) from None
+        except (bx.NoCredentialsError, bx.EndpointConnectionError) as e:
+            raise describe_error(e, self.label, self.source.bucket.name) from None
+        length = got.get("ContentLength")
+        return Opened(_Body(got["Body"]), length if isinstance(length, int) else None)
+
+
+class _Body:
+    """boto3's streaming body, read a buffer at a time."""
+
+    def __init__(self, body):
+        self.body = body
+
+    def read1(self, n: int) -> bytes:
+        return self.body.read(n)
+
+    def close(self) -> None:
+        self.body.close()
+
+
+__all__ = ["S3Source"]
