@@ -71,6 +71,10 @@ class HubUnreachable(HubError):
     """No answer at all (connection refused, DNS, timeout): a cached copy may stand in for it."""
 
 
+class NotFound(HubError):
+    """The source has no such repo, revision or file."""
+
+
 class OfflineError(HubError):
     """The network was needed while offline mode (HF_HUB_OFFLINE / --offline) is on."""
 

@@ -19,143 +19,32 @@ import random
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import DiskError, HubError, HubUnreachable, IntegrityError, OfflineError, UsageError
+from ..errors import DiskError, HubError, IntegrityError, NotFound
 from ..fsutil import nofollow
 from ..hashing import MultiHasher
 from ..pipeline import BUFFERS, Pipeline, writing
+from ..s3client import Bucket, BucketClient, _first_line
+from ..s3client import describe_error as _describe
 from .base import RemoteFile
 from .resume import Cancelled, PartFile, PartState, TransferResult
 
-MULTIPART_CHUNK = 8 * 1024 * 1024
-FINGERPRINT_META = "xxh3-128"
-
-
-def _boto3():
-    try:
-        import boto3
-        import botocore
-    except ImportError:
-        raise UsageError("an s3:// endpoint needs boto3: pip install 'weightsafe[s3]'") from None
-    return boto3, botocore
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """``s3://bucket/prefix``: where a mirror tree starts inside a bucket."""
-
-    name: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> "Bucket":
-        p = urllib.parse.urlsplit(url)
-        if p.scheme != "s3" or not p.netloc or p.query or p.fragment:
-            raise UsageError(f"{url!r} is not s3://bucket[/prefix]")
-        return cls(p.netloc, p.path.strip("/"))
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.name}/{self.prefix}".rstrip("/")
-
-    def key(self, relpath: str) -> str:
-        return f"{self.prefix}/{relpath}" if self.prefix else relpath
-
-
-def _describe(e: BaseException, what: str, bucket: str) -> HubError:
-    """One line for any failure of an S3 call, saying what to fix."""
-    _, botocore = _boto3()
-    from botocore import exceptions as bx
-
-    if isinstance(e, bx.NoCredentialsError):
-        return HubError(f"{what}: no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                        f"or AWS_PROFILE")
-    if isinstance(e, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
-        return HubUnreachable(f"{what}: the S3 endpoint cannot be reached ({_first_line(e)})")
-    if isinstance(e, bx.ClientError):
-        err = e.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
-            return HubError(f"{what}: the S3 server refused the credentials ({code}): check AWS_ACCESS_KEY_ID / "
-                            f"AWS_SECRET_ACCESS_KEY / AWS_PROFILE")
-        if code == "NoSuchBucket":
-            return HubError(f"{what}: the bucket {bucket!r} does not exist (check the endpoint and AWS_ENDPOINT_URL)")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return HubError(f"{what}: not found in the bucket {bucket!r} (HTTP 404)")
-        if status == 403 or code in ("AccessDenied", "403", "Forbidden"):
-            return HubError(f"{what}: access denied (HTTP 403): wrong credentials, or they may not read "
-                            f"s3://{bucket}: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE")
-        return HubError(f"{what}: S3 error {code or status}: {err.get('Message') or _first_line(e)}")
-    if isinstance(e, botocore.exceptions.BotoCoreError):
-        return HubError(f"{what}: {_first_line(e)}")
-    return HubError(f"{what}: {type(e).__name__}: {_first_line(e)}")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e)
-    return text.splitlines()[0][:200] if text else type(e).__name__
-
-
-class S3Client:
+class S3Client(BucketClient):
     """Stands in for ``HubClient`` when the endpoint is ``s3://``: the same ``head``, ``file_url``
     and ``list_files`` (which says there is no hub API, so the mirror's manifest is read)."""
 
     def __init__(self, endpoint: str, offline: bool = False, read_timeout: float = 30.0, retries: int = 5,
                  backoff: float = 0.5, on_retry: Callable[[str], None] | None = None, max_pool: int = 32):
-        boto3, _ = _boto3()
-        from botocore.config import Config
-
-        self.bucket = Bucket.parse(endpoint)
+        super().__init__(endpoint, offline=offline, read_timeout=read_timeout, retries=retries, backoff=backoff,
+                         on_retry=on_retry, max_pool=max_pool)
         self.endpoint = self.bucket.url
         self.token = None
-        self.offline = offline
-        self.retries = retries
-        self.backoff = backoff
-        self.on_retry = on_retry
-        session = boto3.session.Session()
-        config = Config(retries={"mode": "standard", "max_attempts": retries + 1}, connect_timeout=10,
-                        read_timeout=read_timeout, max_pool_connections=max_pool,
-                        user_agent_extra="weightsafe")
-        # the region matters only for signing; S3-compatible stores accept the default one
-        region = session.region_name or "us-east-1"
-        self.s3 = session.client("s3", region_name=region, config=config)
 
     @classmethod
     def from_settings(cls, settings, on_retry: Callable[[str], None] | None = None) -> "S3Client":
         return cls(settings.endpoint, offline=settings.offline, read_timeout=settings.read_timeout,
                    retries=settings.retries, backoff=settings.backoff, on_retry=on_retry)
-
-    def tell_retry(self, message: str) -> None:
-        if self.on_retry:
-            self.on_retry(message)
-
-    def _guard(self) -> None:
-        if self.offline:
-            raise OfflineError("the network is needed but offline mode is on (HF_HUB_OFFLINE / --offline)")
-
-    def call(self, op: str, what: str, **kw):
-        """One S3 API call; every failure becomes a one-line HubError (exit 3)."""
-        self._guard()
-        try:
-            return getattr(self.s3, op)(Bucket=self.bucket.name, **kw)
-        except Exception as e:
-            err = _describe(e, what, self.bucket.name)
-            if "not found in the bucket" in str(err) and op == "head_object":
-                self._bucket_exists(what)
-            raise err from None
-
-    def _bucket_exists(self, what: str) -> None:
-        """A HEAD of a missing key and of a key in a missing bucket both say 404: tell them apart."""
-        try:
-            self.s3.head_bucket(Bucket=self.bucket.name)
-        except Exception as e:
-            err = _describe(e, what, self.bucket.name)
-            if "not found" in str(err):
-                raise HubError(f"{what}: the bucket {self.bucket.name!r} does not exist (check the endpoint "
-                               f"and AWS_ENDPOINT_URL)") from None
 
     # ---------------------------------------------------------------- the HubClient surface
     def relpath(self, repo: str, revision: str, path: str) -> str:
@@ -181,10 +70,8 @@ class S3Client:
         key = self.bucket.key(self.relpath(repo, revision, relpath))
         try:
             return self.call("get_object", f"{repo}@{revision}: {relpath}", Key=key)["Body"].read()
-        except HubError as e:
-            if "not found in the bucket" in str(e):
-                return None
-            raise
+        except NotFound:
+            return None
 
 
 # ---------------------------------------------------------------- download (the S3 side of the Puller seam)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import manifest as mf
-from ..errors import HubError
+from ..errors import NotFound
 from ..layout import file_relpath, manifest_relpath
 from ..settings import Settings
-from ..sources.s3 import FINGERPRINT_META, MULTIPART_CHUNK, S3Client, _describe
+from ..s3client import FINGERPRINT_META, MULTIPART_CHUNK, BucketClient, describe_error
 from .base import SKIPPED, ExportedFile, ExportReport
 
 
@@ -21,7 +21,7 @@ def export_to_bucket(v, destination: str, alias: str | None, jobs: int | None = 
 
 
     s = settings or Settings.from_env()
-    client = S3Client(destination, read_timeout=s.read_timeout, retries=s.retries, backoff=s.backoff)
+    client = BucketClient(destination, read_timeout=s.read_timeout, retries=s.retries, backoff=s.backoff)
     b = client.bucket
     m = v.manifest
     report = ExportReport(m.name, m.repo, v.commit, b.url, f"{b.url}/{manifest_relpath(m.repo, v.commit)}")
@@ -35,9 +35,7 @@ def export_to_bucket(v, destination: str, alias: str | None, jobs: int | None = 
         size = src.stat().st_size
         try:
             h = client.call("head_object", f"s3://{b.name}/{key}", Key=key)
-        except HubError as e:
-            if "not found in the bucket" not in str(e):
-                raise
+        except NotFound:
             h = None
         if h and h.get("ContentLength") == size and fingerprint and \
                 (h.get("Metadata") or {}).get(FINGERPRINT_META) == fingerprint:
@@ -46,7 +44,7 @@ def export_to_bucket(v, destination: str, alias: str | None, jobs: int | None = 
         try:
             client.s3.upload_file(str(src), b.name, key, ExtraArgs=extra, Config=transfer)
         except Exception as e:
-            raise _describe(getattr(e, "last_exception", None) or e.__cause__ or e, f"upload s3://{b.name}/{key}",
+            raise describe_error(getattr(e, "last_exception", None) or e.__cause__ or e, f"upload s3://{b.name}/{key}",
                             b.name) from None
         return ExportedFile(f.path, f"s3://{b.name}/{key}", "upload")
 
