@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import NotCachedError, UsageError
+from ..manifest import FULL_COMMIT_RE
 from .base import Finished, Placement, Target, place_all
 
 if TYPE_CHECKING:
@@ -69,10 +70,14 @@ def open_target(dest: PathLike | None = None, *, manifest: Manifest, commit: str
 
 
 def _commit(commit: str | None, manifest: Manifest, where: str) -> str:
-    """The commit a target that names paths by it needs; refused when the server sent none."""
+    """The commit a target that names paths by it needs; refused when the server sent none, or
+    sent something that is not a commit hash (it becomes a directory name)."""
     if not commit:
         raise NotCachedError(f"{manifest.name}: the commit that {manifest.revision} resolves to is unknown (the "
                              f"server sent no X-Repo-Commit), so it has no place in {where}")
+    if not FULL_COMMIT_RE.match(commit):
+        raise NotCachedError(f"{manifest.name}: {commit[:80]!r} is not a full commit hash, so it has no place "
+                             f"in {where}")
     return commit
 
 

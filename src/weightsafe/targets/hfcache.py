@@ -117,9 +117,6 @@ class HFCacheTarget:
     workers = 1
 
     def __init__(self, hub_cache: Path, manifest: Manifest, commit: str):
-        if not FULL_COMMIT_RE.match(commit):
-            raise NotCachedError(f"{manifest.name}: {commit!r} is not a full commit hash, so it has no place "
-                                 f"in the Hugging Face cache")
         self.repo_cache = HFRepoCache(Path(hub_cache), manifest.repo)
         self.manifest = manifest
         self.commit = commit
