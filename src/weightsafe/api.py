@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -25,8 +24,7 @@ from .locate import Context, Located, PathLike, locate
 from .manifest import Manifest
 from .progress import Progress
 from .settings import Settings
-from .targets.hfcache import HFRepoCache
-from .targets.localdir import LocalDir
+from .targets import Target, open_target, place_all
 from .verify import VerifyReport, verify_directory
 
 if TYPE_CHECKING:  # the HTTP stack (requests, ~0.3 s to import) loads only for commands that use it
@@ -118,48 +116,25 @@ def _summary(where: str, placements) -> str:
     return f"placed {len(placements)} file(s) in {where}: {how}; {cost}"
 
 
-def _to_local_dir(ctx: Context, m: Manifest, report: PullReport, root: Path) -> None:
-    ld = LocalDir(root)
+def _place(ctx: Context, m: Manifest, report: PullReport, target: Target, where: str) -> None:
+    """Place every file of ``m`` from the cache into ``target``, finish it, and say so in the report."""
     records = ctx.cache.records(m.name, m.revision).files()
-    entries = {}
-    for f in m.files:
-        placement, entry = ld.place(f.path, ctx.cache.final_path(m.name, m.revision, f.path), records.get(f.path))
-        report.placements.append(placement)
-        if entry:
-            entries[f.path] = entry
-    ld.save_manifest(_pinned_to_commit(m, report.commit))
-    ld.records.update(entries, name=m.name, repo=m.repo, revision=m.revision, commit=report.commit)
-    report.target = str(root)
-    report.notes.append(_summary(str(root), report.placements))
+    placed = place_all(target, ((f, ctx.cache.final_path(m.name, m.revision, f.path), records.get(f.path))
+                                for f in m.files))
+    done = target.finish()
+    report.placements += placed
+    report.notes += done.notes
+    report.target = report.target or done.location
+    report.notes.append(_summary(where, placed))
 
 
-def _pinned_to_commit(m: Manifest, commit: str | None) -> Manifest:
-    """The manifest as stored beside placed files: with the commit it resolved to, when known."""
-    if commit and not m.pinned and not m.commit:
-        return replace(m, commit=commit)
-    return m
+def _to_local_dir(ctx: Context, m: Manifest, report: PullReport, root: Path) -> None:
+    _place(ctx, m, report, open_target(local_dir=root, manifest=m, commit=report.commit), str(root))
 
 
 def _to_hf_cache(ctx: Context, m: Manifest, report: PullReport) -> None:
-    commit = report.commit
-    if not commit:
-        raise NotCachedError(f"{m.name}: the commit that {m.revision} resolves to is unknown (the server sent "
-                             f"no X-Repo-Commit), so it has no place in the Hugging Face cache")
-    repo_cache = HFRepoCache(ctx.settings.hf_hub_cache, m.repo)
-    records = ctx.cache.records(m.name, m.revision).files()
-    placed = []
-    for f in m.files:
-        record = records.get(f.path)
-        placed.append(repo_cache.place(f.path, ctx.cache.final_path(m.name, m.revision, f.path), commit,
-                                       record.digests if record else {}, record.fingerprint if record else None))
-    repo_cache.set_ref(m.revision, commit)
-    if m.pinned and repo_cache.set_ref("main", commit, overwrite=False):
-        report.notes.append(f"refs/main of {m.repo} in the Hugging Face cache now names {commit[:12]} (there was "
-                            f"none), so from_pretrained({m.repo!r}) finds it offline")
-    report.placements += placed
-    if not report.target:
-        report.target = str(repo_cache.snapshot(commit))
-    report.notes.append(_summary(f"the Hugging Face cache {repo_cache.root}", placed))
+    target = open_target(hf_cache=ctx.settings.hf_hub_cache, manifest=m, commit=report.commit)
+    _place(ctx, m, report, target, f"the Hugging Face cache {target.root}")
 
 
 # ---------------------------------------------------------------- verify, check, path

@@ -24,19 +24,64 @@ resumable and idempotent: files already exported with the same fingerprint are l
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import catalog
 from . import manifest as mf
-from .errors import IntegrityError, NotCachedError, UsageError
+from .errors import IntegrityError, NotCachedError
 from .locate import Context, locate
 from .records import FileRecord, Records
-from .targets.base import ExportedFile, ExportReport, Verified
-from .targets.mirror_dir import export_to_directory
+from .targets import Placement, open_target, place_all
+from .targets.base import PRESENT
 from .verify import verify_directory
 
 EXPORT_SOURCE = "mirror-export"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A model as it is verified in the cache: the manifest to publish, its commit, its files."""
+
+    manifest: mf.Manifest
+    commit: str
+    directory: Path
+    records: dict[str, FileRecord]
+
+    def source(self, path: str) -> Path:
+        return self.directory / path
+
+    def fingerprint(self, path: str) -> str | None:
+        record = self.records.get(path)
+        return record.fingerprint if record else None
+
+
+@dataclass
+class ExportReport:
+    """What ``mirror export`` did: every file's placement, where the manifest and aliases are."""
+
+    name: str
+    repo: str
+    commit: str
+    destination: str
+    manifest: str
+    aliases: list[str] = field(default_factory=list)
+    files: list[Placement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    ok = True
+    exit_code = 0
+
+    @property
+    def changed(self) -> int:
+        return sum(f.method != PRESENT for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {"command": "mirror export", "ok": True, "name": self.name, "repo": self.repo,
+                "commit": self.commit, "destination": self.destination, "manifest": self.manifest,
+                "aliases": self.aliases, "changed": self.changed, "notes": self.notes,
+                "files": [f.to_dict() for f in self.files]}
+
 
 def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None, settings=None,
                       jobs: int | None = None) -> Verified:
@@ -107,14 +152,13 @@ def export(name: str, destination: str | os.PathLike, *, revision: str | None = 
     a directory, or ``s3://bucket/prefix``. Returns what was written; re-running it is a no-op."""
     v = verified_in_cache(name, revision, cache_dir=cache_dir, settings=settings, jobs=jobs)
     alias = alias if alias is not None else _alias_for(v.manifest, revision, name)
-    dest = str(destination)
-    if dest.startswith("s3://"):
-        from .targets.s3 import export_to_bucket
-
-        return export_to_bucket(v, dest, alias, jobs=jobs, settings=settings)
-    if "://" in dest:
-        raise UsageError(f"mirror destination {dest!r}: give a directory or s3://bucket/prefix")
-    return export_to_directory(v, Path(dest), alias)
+    target = open_target(destination, manifest=v.manifest, commit=v.commit, alias=alias, jobs=jobs,
+                         settings=settings)
+    m = v.manifest
+    files = place_all(target, ((f, v.source(f.path), v.records.get(f.path)) for f in m.files))
+    done = target.finish()
+    return ExportReport(m.name, m.repo, v.commit, target.root, done.manifest or "", list(done.aliases), files,
+                        list(done.notes))
 
 
 def _alias_for(m: mf.Manifest, revision: str | None, name: str) -> str | None:
@@ -125,5 +169,4 @@ def _alias_for(m: mf.Manifest, revision: str | None, name: str) -> str | None:
     return None if mf.FULL_COMMIT_RE.match(rev) else rev
 
 
-__all__ = ["export", "verified_in_cache", "published", "ExportReport", "ExportedFile", "Verified",
-           "NotVerifiedError"]
+__all__ = ["export", "verified_in_cache", "published", "ExportReport", "Verified", "NotVerifiedError"]

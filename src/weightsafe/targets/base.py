@@ -1,66 +1,74 @@
-"""What a target reports back: where each verified file was placed, and how."""
+"""The one shape every target has: ``place`` a verified file, then ``finish`` the model.
+
+A target is opened (``open_target``) for one model at one commit, because most targets name
+their paths by it (``snapshots/<commit>/``, ``{repo}/resolve/{commit}/``); ``place`` then needs
+only the file, and ``finish`` writes what a consumer of the destination needs beyond the files
+(refs, the manifest, records, an alias), so a reader never finds a manifest before its files.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Protocol
 
-from .. import manifest as mf
+from ..manifest import FileEntry
 from ..records import FileRecord
 
-SKIPPED = "present"
+PRESENT = "present"  # the method of a file that was already there with the same bytes
 
 
 @dataclass(frozen=True)
-class ExportedFile:
-    path: str     # inside the model
-    target: str   # where it now is (a path, or an s3:// URL)
-    method: str   # reflink | hardlink | copy | upload | present (already there, same bytes)
+class Placement:
+    """Where one verified file was placed, and how (which says what it cost in disk space, or
+    whether anything was sent at all)."""
+
+    path: str      # the file's path inside the model
+    target: str    # where it now is: an absolute path, or an s3:// URL
+    method: str    # reflink | hardlink | copy | rename | upload | present (already there, same bytes)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "target": self.target, "method": self.method}
 
 
-@dataclass
-class ExportReport:
-    name: str
-    repo: str
-    commit: str
-    destination: str
-    manifest: str
-    aliases: list[str] = field(default_factory=list)
-    files: list[ExportedFile] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    ok = True
-    exit_code = 0
-
-    @property
-    def changed(self) -> int:
-        return sum(f.method != SKIPPED for f in self.files)
-
-    def to_dict(self) -> dict:
-        return {"command": "mirror export", "ok": True, "name": self.name, "repo": self.repo,
-                "commit": self.commit, "destination": self.destination, "manifest": self.manifest,
-                "aliases": self.aliases, "changed": self.changed, "notes": self.notes,
-                "files": [f.to_dict() for f in self.files]}
-
-
 @dataclass(frozen=True)
-class Verified:
-    """A model as it is verified in the cache: the manifest to publish, its commit, its files."""
+class Finished:
+    """What ``Target.finish`` wrote, for the report: where a consumer finds the model, the
+    manifest beside it (if the destination keeps one), revision aliases, and notes."""
 
-    manifest: mf.Manifest
-    commit: str
-    directory: Path
-    records: dict[str, FileRecord]
-
-    def source(self, path: str) -> Path:
-        return self.directory / path
-
-    def fingerprint(self, path: str) -> str | None:
-        record = self.records.get(path)
-        return record.fingerprint if record else None
+    location: str                  # the directory to load from, or the mirror root to serve
+    manifest: str | None = None    # the manifest written (a path or an s3:// URL); None if none is kept
+    aliases: tuple[str, ...] = ()  # revision names now pointing at the commit
+    notes: tuple[str, ...] = ()    # what a user should know (a ref that was created, a limitation)
 
 
-__all__ = ["ExportReport", "ExportedFile", "SKIPPED", "Verified"]
+class Target(Protocol):
+    """A destination for one model's verified files (see ``open_target``)."""
+
+    root: str     # where the target writes: a directory, or s3://bucket/prefix
+    workers: int  # how many ``place`` calls may run at once (1: local links are cheaper than threads)
+
+    def place(self, entry: FileEntry, src: Path, record: FileRecord | None) -> Placement:
+        """Make the verified file ``src`` (the bytes of ``entry``, proven as ``record`` says) appear
+        at the target, atomically: a reader sees no file or the whole verified file."""
+        ...
+
+    def finish(self) -> Finished:
+        """After every ``place``: write the refs, manifest, records and aliases that make the
+        placed files a model a consumer can find."""
+        ...
+
+
+def place_all(target: Target, files: Iterable[tuple[FileEntry, Path, FileRecord | None]]) -> list[Placement]:
+    """``target.place`` for each (entry, source, record), ``target.workers`` at a time; the
+    placements come back in the order of ``files``."""
+    files = list(files)
+    if target.workers <= 1 or len(files) <= 1:
+        return [target.place(*f) for f in files]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=target.workers) as pool:
+        return list(pool.map(lambda f: target.place(*f), files))
+
+
+__all__ = ["Placement", "Finished", "Target", "place_all", "PRESENT"]

@@ -22,7 +22,9 @@ from ..errors import DiskError, NotCachedError
 from ..fsutil import atomic_write
 from ..hashing import hash_file
 from ..manifest import FULL_COMMIT_RE, Digest, FileEntry, Manifest, check_relpath
-from .placement import Placement, place, swap_symlink
+from ..records import FileRecord
+from .base import Finished, Placement
+from .placement import place, swap_symlink
 
 HF_BLOB_SOURCE = "hf-blob"
 HF_BLOB_SOURCE_TEXT = ("the digest huggingface_hub named the blob by: the hub's ETag when it was downloaded "
@@ -44,7 +46,8 @@ def blob_name(digests: dict[str, str]) -> str | None:
 
 @dataclass(frozen=True)
 class HFRepoCache:
-    """One repo's folder in one hub cache."""
+    """One repo's folder in one hub cache: its paths, and what it holds (``resolve``,
+    ``snapshot_dir``, ``manifest_from_blobs``); ``HFCacheTarget`` writes it."""
 
     hub_cache: Path
     repo: str
@@ -80,40 +83,6 @@ class HFRepoCache:
                                  f"pull it with --hf-cache first")
         return snapshot
 
-    # ------------------------------------------------------------------ write
-    def place(self, relpath: str, src: Path, commit: str, digests: dict[str, str],
-              fingerprint: str | None) -> Placement:
-        """Put the verified file ``src`` in this cache as ``relpath`` at ``commit``."""
-        check_relpath(relpath)
-        name = blob_name(digests) or hash_file(src, ("sha256",))["sha256"]
-        blob = self.root / "blobs" / name
-        method = place(src, blob, self.root / "blobs", fingerprint)
-        link = self.snapshot(commit) / relpath
-        target = os.path.relpath(blob, link.parent)
-        try:
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink() and os.readlink(link) == target:
-                return Placement(relpath, str(link), method)
-            swap_symlink(link, target)
-        except OSError as e:
-            raise DiskError(f"cannot write {link}: {e.strerror or e}") from None
-        return Placement(relpath, str(link), method)
-
-    def set_ref(self, revision: str, commit: str, overwrite: bool = True) -> bool:
-        """Point ``refs/<revision>`` at ``commit`` (huggingface_hub keeps no ref for a commit itself)."""
-        if revision == commit or FULL_COMMIT_RE.match(revision):
-            return False
-        path = self.ref(revision)
-        if not overwrite and path.exists():
-            return False
-        try:
-            if path.exists() and path.read_text().strip() == commit:
-                return False
-            atomic_write(path, commit.encode())
-        except OSError as e:
-            raise DiskError(f"cannot write {path}: {e.strerror or e}") from None
-        return True
-
     # ------------------------------------------------------------------ read
     def manifest_from_blobs(self, revision: str) -> Manifest:
         """A manifest of a snapshot that a plain ``huggingface_hub`` download made, from the names
@@ -140,4 +109,64 @@ class HFRepoCache:
                         description="read from the Hugging Face cache", origin=str(snapshot))
 
 
-__all__ = ["HFRepoCache", "repo_folder_name", "blob_name", "HF_BLOB_SOURCE"]
+class HFCacheTarget:
+    """The Hugging Face cache as a target: a blob per file (named as huggingface_hub names it),
+    the snapshot's relative symlink to it, then on ``finish`` the ref of the revision pulled, so
+    ``snapshot_download(repo, revision, local_files_only=True)`` finds the verified files."""
+
+    workers = 1
+
+    def __init__(self, hub_cache: Path, manifest: Manifest, commit: str):
+        self.repo_cache = HFRepoCache(Path(hub_cache), manifest.repo)
+        self.manifest = manifest
+        self.commit = commit
+        self.root = str(self.repo_cache.root)
+
+    def place(self, entry: FileEntry, src: Path, record: FileRecord | None) -> Placement:
+        """Put the verified file ``src`` in the cache as ``entry.path`` at the commit: the blob by
+        reflink, hard link or checked copy, then the snapshot link, each by an atomic rename."""
+        relpath = entry.path
+        check_relpath(relpath)
+        rc = self.repo_cache
+        name = blob_name(record.digests if record else {}) or hash_file(src, ("sha256",))["sha256"]
+        blob = rc.root / "blobs" / name
+        method = place(src, blob, rc.root / "blobs", record.fingerprint if record else None)
+        link = rc.snapshot(self.commit) / relpath
+        target = os.path.relpath(blob, link.parent)
+        try:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() and os.readlink(link) == target:
+                return Placement(relpath, str(link), method)
+            swap_symlink(link, target)
+        except OSError as e:
+            raise DiskError(f"cannot write {link}: {e.strerror or e}") from None
+        return Placement(relpath, str(link), method)
+
+    def finish(self) -> Finished:
+        """``refs/<revision>`` names the commit; a pinned pull also gives a repo with no
+        ``refs/main`` one (never moving an existing one), so ``from_pretrained(repo)`` works offline."""
+        m, commit = self.manifest, self.commit
+        notes = []
+        self.set_ref(m.revision, commit)
+        if m.pinned and self.set_ref("main", commit, overwrite=False):
+            notes.append(f"refs/main of {m.repo} in the Hugging Face cache now names {commit[:12]} (there was "
+                         f"none), so from_pretrained({m.repo!r}) finds it offline")
+        return Finished(str(self.repo_cache.snapshot(commit)), notes=tuple(notes))
+
+    def set_ref(self, revision: str, commit: str, overwrite: bool = True) -> bool:
+        """Point ``refs/<revision>`` at ``commit`` (huggingface_hub keeps no ref for a commit itself)."""
+        if revision == commit or FULL_COMMIT_RE.match(revision):
+            return False
+        path = self.repo_cache.ref(revision)
+        if not overwrite and path.exists():
+            return False
+        try:
+            if path.exists() and path.read_text().strip() == commit:
+                return False
+            atomic_write(path, commit.encode())
+        except OSError as e:
+            raise DiskError(f"cannot write {path}: {e.strerror or e}") from None
+        return True
+
+
+__all__ = ["HFRepoCache", "HFCacheTarget", "repo_folder_name", "blob_name", "HF_BLOB_SOURCE"]

@@ -9,20 +9,24 @@ cache, and only verified bytes are placed here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import manifest as mf
 from ..errors import DiskError, UsageError
 from ..fsutil import atomic_write
 from ..records import FileRecord, Records, Stat
-from .placement import Placement, place
+from .base import Finished, Placement
+from .placement import place
 
 META_DIR = Path(".cache") / "weightsafe"
 
 
 @dataclass(frozen=True)
 class LocalDir:
+    """A deploy directory's paths and what weightsafe keeps in it (read by ``locate``);
+    ``LocalDirTarget`` writes it."""
+
     root: Path
 
     @property
@@ -46,19 +50,46 @@ class LocalDir:
         """The manifest the directory was last pulled with, or None for a directory we never wrote."""
         return mf.load(self.manifest_path) if self.manifest_path.is_file() else None
 
-    def save_manifest(self, manifest: mf.Manifest) -> None:
+
+class LocalDirTarget:
+    """A deploy directory as a target: each file at ``DIR/<path>`` by reflink, hard link or checked
+    copy; on ``finish`` the manifest (with the commit it resolved to) and the files' records, so
+    ``verify --local-dir DIR`` needs no name, no network and no full hash."""
+
+    workers = 1
+
+    def __init__(self, root: Path, manifest: mf.Manifest, commit: str | None):
+        self.dir = LocalDir(Path(root))
+        self.manifest = manifest
+        self.commit = commit
+        self.root = str(root)
+        self._records: dict[str, FileRecord | None] = {}
+
+    def place(self, entry: mf.FileEntry, src: Path, record: FileRecord | None) -> Placement:
+        """Place one verified file; its record is re-keyed to the new name's stat (so a later
+        verify of the directory is a fingerprint check, not a full hash)."""
+        mf.check_relpath(entry.path)
+        dst = self.dir.root / entry.path
+        method = place(src, dst, self.dir.meta / "tmp", record.fingerprint if record else None)
+        if record:
+            self._records[entry.path] = record.moved_to(Stat.of(dst))
+        return Placement(entry.path, str(dst), method)
+
+    def finish(self) -> Finished:
+        m, path = self.manifest, self.dir.manifest_path
         try:
-            atomic_write(self.manifest_path, mf.to_toml(manifest).encode())
+            atomic_write(path, mf.to_toml(pinned_to_commit(m, self.commit)).encode())
         except OSError as e:
-            raise DiskError(f"cannot write {self.manifest_path}: {e.strerror or e}") from None
-
-    def place(self, relpath: str, src: Path, record: FileRecord | None) -> tuple[Placement, FileRecord | None]:
-        """Place one verified file; returns where, and its record re-keyed to the new name's stat
-        (so a later verify of the directory is a fingerprint check, not a full hash)."""
-        mf.check_relpath(relpath)
-        dst = self.root / relpath
-        method = place(src, dst, self.meta / "tmp", record.fingerprint if record else None)
-        return Placement(relpath, str(dst), method), record.moved_to(Stat.of(dst)) if record else None
+            raise DiskError(f"cannot write {path}: {e.strerror or e}") from None
+        self.dir.records.update(self._records, name=m.name, repo=m.repo, revision=m.revision, commit=self.commit)
+        return Finished(self.root, str(path))
 
 
-__all__ = ["LocalDir", "META_DIR"]
+def pinned_to_commit(m: mf.Manifest, commit: str | None) -> mf.Manifest:
+    """The manifest as stored beside placed files: with the commit it resolved to, when known."""
+    if commit and not m.pinned and not m.commit:
+        return replace(m, commit=commit)
+    return m
+
+
+__all__ = ["LocalDir", "LocalDirTarget", "META_DIR", "pinned_to_commit"]

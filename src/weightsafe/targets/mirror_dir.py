@@ -1,5 +1,6 @@
 """A mirror directory: a verified model copied into the hub's URL layout under a directory any
-static file server (nginx, a CDN origin) serves. Atomic per file, manifest last, resumable."""
+static file server (nginx, a CDN origin) serves. Atomic per file, manifest last, resumable:
+a file already exported with the same fingerprint (per the directory's own records) is left alone."""
 
 from __future__ import annotations
 
@@ -11,37 +12,52 @@ from ..errors import DiskError, UsageError
 from ..fsutil import atomic_write
 from ..layout import META, file_relpath, manifest_relpath
 from ..records import FileRecord, Records, Stat
-from .base import SKIPPED, ExportReport, ExportedFile, Verified
-from .placement import PRESENT, place, swap_symlink
+from .base import PRESENT, Finished, Placement
+from .placement import place, swap_symlink
 
 
-def export_to_directory(v: Verified, root: Path, alias: str | None) -> ExportReport:
-    m = v.manifest
-    tmp = root / META / "tmp"
-    records = Records(root / META / "records" / f"{m.repo.replace('/', '--')}@{v.commit}.json")
-    done = records.files()
-    report = ExportReport(m.name, m.repo, v.commit, str(root), str(root / manifest_relpath(m.repo, v.commit)))
-    fresh: dict[str, FileRecord | None] = {}
-    for f in m.files:
-        dst = root / file_relpath(m.repo, v.commit, f.path)
-        src = v.source(f.path)
-        fingerprint = v.fingerprint(f.path)
-        record = done.get(f.path)
-        if _unchanged(record, dst, fingerprint):
-            report.files.append(ExportedFile(f.path, str(dst), SKIPPED))
-            continue
-        method = place(src, dst, tmp, fingerprint)
-        report.files.append(ExportedFile(f.path, str(dst), SKIPPED if method == PRESENT else method))
-        fresh[f.path] = FileRecord(Stat.of(dst), fingerprint)
-    if fresh:
-        records.update(fresh)
-    text = mf.to_toml(m).encode()
-    manifest_path = Path(report.manifest)
-    if not manifest_path.is_file() or manifest_path.read_bytes() != text:
-        _write(manifest_path, text)
-    if alias:
-        report.aliases.append(_link_alias(root / m.repo / "resolve", alias, v.commit))
-    return report
+class MirrorDirTarget:
+    """``{root}/{repo}/resolve/{commit}/{path}`` by reflink, hard link or checked copy; on
+    ``finish`` the manifest at ``layout.manifest_relpath`` and ``resolve/{alias} -> {commit}``."""
+
+    workers = 1
+
+    def __init__(self, root: Path, manifest: mf.Manifest, commit: str, alias: str | None = None):
+        self.dir = Path(root)
+        self.manifest = manifest
+        self.commit = commit
+        self.alias = alias
+        self.root = str(root)
+        self.records = Records(self.dir / META / "records" / f"{manifest.repo.replace('/', '--')}@{commit}.json")
+        self._done: dict[str, FileRecord] | None = None
+        self._fresh: dict[str, FileRecord | None] = {}
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / manifest_relpath(self.manifest.repo, self.commit)
+
+    def place(self, entry: mf.FileEntry, src: Path, record: FileRecord | None) -> Placement:
+        if self._done is None:
+            self._done = self.records.files()
+        dst = self.dir / file_relpath(self.manifest.repo, self.commit, entry.path)
+        fingerprint = record.fingerprint if record else None
+        if _unchanged(self._done.get(entry.path), dst, fingerprint):
+            return Placement(entry.path, str(dst), PRESENT)
+        method = place(src, dst, self.dir / META / "tmp", fingerprint)
+        self._fresh[entry.path] = FileRecord(Stat.of(dst), fingerprint)
+        return Placement(entry.path, str(dst), method)
+
+    def finish(self) -> Finished:
+        if self._fresh:
+            self.records.update(self._fresh)
+        text = mf.to_toml(self.manifest).encode()
+        path = self.manifest_path
+        if not path.is_file() or path.read_bytes() != text:
+            _write(path, text)
+        aliases = ()
+        if self.alias:
+            aliases = (_link_alias(self.dir / self.manifest.repo / "resolve", self.alias, self.commit),)
+        return Finished(self.root, str(path), aliases)
 
 
 def _unchanged(record: FileRecord | None, dst: Path, fingerprint: str | None) -> bool:
@@ -77,4 +93,4 @@ def _link_alias(resolve_dir: Path, alias: str, commit: str) -> str:
     return str(link)
 
 
-__all__ = ["export_to_directory"]
+__all__ = ["MirrorDirTarget"]

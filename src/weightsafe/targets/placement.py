@@ -14,29 +14,17 @@ import errno
 import fcntl
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
 
 from ..errors import DiskError, IntegrityError
 from ..fsutil import fsync_dir
+from .base import PRESENT, Placement  # Placement: re-exported for puller.py's import
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 COPY_CHUNK = 8 * 1024 * 1024
-REFLINK, HARDLINK, COPY, PRESENT = "reflink", "hardlink", "copy", "present"
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where one verified file was placed, and how (which says what it cost in disk space)."""
-
-    path: str      # the file's path inside the model
-    target: str    # the absolute path written
-    method: str    # reflink | hardlink | copy | present (already there, same bytes)
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "target": self.target, "method": self.method}
+REFLINK, HARDLINK, COPY = "reflink", "hardlink", "copy"
 
 
 def same_file(a: Path, b: Path) -> bool:
