@@ -1,0 +1,127 @@
+"""Issue 19: the residual load-check classes. A weight file is judged as its loader reads it (by
+name), every rule the safetensors reader applies is applied by the structure pass, and no object
+the pickle allowlist can build can be bent by a later opcode into a crash."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+
+import pytest
+
+from tests import hostile
+from weightsafe.loadcheck import check
+
+torch = pytest.importorskip("torch")
+
+
+def model(tmp_path, files: dict[str, bytes]):
+    d = tmp_path / "model"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+    return d
+
+
+def one_line_problems(report) -> str:
+    for p in report.problems:
+        assert "\n" not in p.message, p
+    return "\n".join(p.message for p in report.problems)
+
+
+# ------------------------------------------------------------------ safetensors: the reference's rules
+
+def _library_reads(path) -> bool:
+    """Whether the reference reader (what the load pass uses) opens the file and every tensor."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for k in f.keys():
+                f.get_tensor(k)
+        return True
+    except Exception:
+        return False
+
+
+POOL = [None, True, 0, -1, "NEG0", 1.0, 2**63, 2**64 - 1, 2**64, 2**70, [], {}, "x", "F32", "C128", "F8_E8M0",
+        [2**32, 2**32, 0], [2**64, 0], [0, 2**64], [2, 2], [[2], [2]], [0, 16], [0, 2**64], {"k": "v"}, {"k": 1}]
+PATHS = [("a", "dtype"), ("a", "shape"), ("a", "data_offsets"), ("b", "shape"), ("b", "data_offsets"),
+         ("__metadata__",), ("__metadata__", "format"), ("a",), ("c",)]
+
+
+def _header_variants():
+    """(label, header bytes): every PATH set to every POOL value, then seeded byte mutations."""
+    def base():
+        h = hostile.good_header()
+        h["__metadata__"] = {"format": "pt"}
+        return h
+
+    out = []
+    for path in PATHS:
+        for value in POOL:
+            h = base()
+            node = h
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = "__NEG0__" if value == "NEG0" else value
+            out.append((f"{'.'.join(path)}={value!r:.30}", json.dumps(h).replace('"__NEG0__"', "-0").encode()))
+    from tests.test_fuzz import mutate
+
+    rng = random.Random(19)
+    raw = json.dumps(base()).encode()
+    for i in range(300):
+        out.append((f"bytes#{i}", mutate(rng, raw)))
+    return out
+
+
+def test_the_structure_pass_fails_every_header_the_safetensors_library_fails(tmp_path):
+    """Differential: for each mutated header, `check --structure-only` (here: ``check(load=False)``)
+    must fail whenever ``safetensors.safe_open`` fails; it may be stricter, never looser."""
+    d = model(tmp_path, {})
+    path = d / "model.safetensors"
+    looser, library_failed = [], 0
+    for label, raw in _header_variants():
+        path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(24))
+        report = check(d, load=False)
+        one_line_problems(report)
+        if not _library_reads(path):
+            library_failed += 1
+            if report.ok:
+                looser.append((label, raw[:200]))
+    assert not looser, looser
+    assert library_failed > 150  # the corpus really exercises the reader's refusals
+
+
+@pytest.mark.parametrize("header, phrase", [
+    ({"a": {"dtype": "F32", "shape": [2**32, 2**32, 0], "data_offsets": [0, 0]}}, "would overflow 64 bits"),
+    ({"a": {"dtype": "F32", "shape": [2**64, 0], "data_offsets": [0, 0]}}, "a dimension of 2^64 or more"),
+    ({"a": {"dtype": "F32", "shape": [0, 2**64], "data_offsets": [0, 0]}}, "a dimension of 2^64 or more"),
+    ({"__metadata__": [], "a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}, "not an array"),
+    ({"__metadata__": 0, "a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}, "not a number"),
+    ({"__metadata__": "", "a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}, "not a string"),
+    ({"__metadata__": {"k": ["v"]}, "a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}, "strings to strings"),
+    ({"a": {"dtype": "C128", "shape": [0], "data_offsets": [0, 0]}}, "unknown dtype 'C128'"),
+])
+def test_headers_the_library_refuses_fail_the_structure_pass_alone(ws, tmp_path, header, phrase):
+    d = model(tmp_path, {"model.safetensors": hostile.safetensors_bytes(header, b"")})
+    assert not _library_reads(d / "model.safetensors")
+    res = ws("check", "--dir", str(d), "--structure-only")
+    assert res.code == 1 and phrase in res.err, res
+
+
+def test_minus_zero_is_a_float_to_the_reference_and_refused(ws, tmp_path):
+    raw = b'{"a": {"dtype": "F32", "shape": [-0], "data_offsets": [0, 0]}}'
+    d = model(tmp_path, {"model.safetensors": struct.pack("<Q", len(raw)) + raw})
+    assert not _library_reads(d / "model.safetensors")
+    res = ws("check", "--dir", str(d), "--structure-only")
+    assert res.code == 1 and "non-negative integers" in res.err, res
+
+
+def test_null_metadata_is_what_the_reference_reads_as_none_and_passes(ws, tmp_path):
+    h = hostile.good_header()
+    h["__metadata__"] = None
+    d = model(tmp_path, {"model.safetensors": hostile.safetensors_bytes(h, bytes(24))})
+    assert _library_reads(d / "model.safetensors")
+    assert ws("check", "--dir", str(d), "--device", "cpu").code == 0
