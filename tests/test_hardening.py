@@ -125,3 +125,39 @@ def test_null_metadata_is_what_the_reference_reads_as_none_and_passes(ws, tmp_pa
     d = model(tmp_path, {"model.safetensors": hostile.safetensors_bytes(h, bytes(24))})
     assert _library_reads(d / "model.safetensors")
     assert ws("check", "--dir", str(d), "--device", "cpu").code == 0
+
+
+# ------------------------------------------------------------------ pickle: every opcode on every allowlisted object
+
+@pytest.mark.parametrize("opcode", list(hostile.OPCODES))
+@pytest.mark.parametrize("kind", list(hostile.ALLOWLIST_OBJECTS))
+def test_an_opcode_applied_to_an_allowlisted_object_is_a_one_line_refusal(tmp_path, kind, opcode):
+    """BUILD, SETITEM(S), APPEND(S) and calls on each object the allowlist can build (the state
+    dict, storages, tensors of every rebuilder, parameters, torch.Size, dtypes, the types and
+    functions themselves): a refusal (5) or a broken state dict (1), never a crash."""
+    d = model(tmp_path, {"pytorch_model.bin": hostile.bent_state_dict(kind, opcode)})
+    report = check(d, load=False)  # a crash raises here, which is what exit 70 was
+    messages = one_line_problems(report)
+    assert report.exit_code in (1, 5), (kind, opcode, messages)
+    if opcode.startswith("BUILD") and kind.startswith(("typed", "untyped", "tensor", "parameter", "rebuild")):
+        assert report.exit_code == 5 and "BUILD on a " in messages, messages
+
+
+def test_a_bent_storage_is_refused_through_the_cli_not_exit_70(ws, tmp_path):
+    d = model(tmp_path, {"pytorch_model.bin": hostile.bent_state_dict("typed storage", "BUILD")})
+    res = ws("check", "--dir", str(d), "--structure-only")
+    assert res.code == 5 and "BUILD on a storage" in res.err and res.err.count("\n") == 1, res
+
+
+def test_a_pickle_cannot_rewrite_the_scanners_own_functions(tmp_path):
+    """BUILD (None, {"__defaults__": ...}) on a rebuild function would, on a plain function, set its
+    defaults for every later scan in the process (a tensor without a dtype read as F64)."""
+    bent = (b"\x80\x02" + hostile._ODICT + b"q\x00" + hostile._g("torch._utils", "_rebuild_tensor_v3")
+            + b"N}" + hostile._u("__defaults__") + b"\x89N" + hostile._u("F64") + b"\x87s\x86b0.")
+    d = model(tmp_path / "a", {"pytorch_model.bin": hostile.torch_zip(bent)})
+    report = check(d, load=False)
+    assert report.exit_code == 5 and "BUILD on a function" in one_line_problems(report)
+    good = model(tmp_path / "b", {})
+    torch.save({"w": torch.ones(2, dtype=torch.float16)}, good / "pytorch_model.bin")
+    report = check(good, load=False)
+    assert report.ok and report.bytes == 4, report.problems
