@@ -161,3 +161,46 @@ def test_a_pickle_cannot_rewrite_the_scanners_own_functions(tmp_path):
     torch.save({"w": torch.ones(2, dtype=torch.float16)}, good / "pytorch_model.bin")
     report = check(good, load=False)
     assert report.ok and report.bytes == 4, report.problems
+
+
+# ------------------------------------------------------------------ the name a loader reads by, and the bytes
+
+def _st_bytes() -> bytes:
+    from safetensors.torch import save
+
+    return save({"w": torch.ones(2)})
+
+
+MISNAMED = {  # file name -> (content, the content's format as the message names it)
+    "pytorch_model.bin": (_st_bytes, "a safetensors file"),
+    "model.pt": (_st_bytes, "a safetensors file"),
+    "model.safetensors": (lambda: hostile.torch_saved({"w": torch.ones(2)}), "a torch zip archive"),
+}
+
+
+def test_a_weight_file_whose_bytes_disagree_with_its_name_is_refused(ws, tmp_path):
+    """transformers picks the reader by the name (``.safetensors`` -> safe_open, else torch.load), so
+    a .bin holding safetensors bytes (or the reverse) fails to load though both readers here pass it."""
+    transformers = pytest.importorskip("transformers.modeling_utils")
+    for i, (name, (content, fmt)) in enumerate(MISNAMED.items()):
+        d = model(tmp_path / str(i), {name: content()})
+        with pytest.raises(Exception):  # the control: the consuming loader fails on it
+            transformers.load_state_dict(str(d / name))
+        res = ws("check", "--dir", str(d), "--structure-only")
+        suffix = name[name.rindex("."):]
+        assert res.code == 1 and f"named {suffix}" in res.err and fmt in res.err, res
+
+
+def test_hostile_bytes_under_a_safetensors_name_are_still_scanned_and_refused_as_unsafe(ws, tmp_path):
+    canary = tmp_path / "canary"
+    d = model(tmp_path, {"model.safetensors": hostile.torch_zip(hostile.payloads(str(canary))["os.system"])})
+    res = ws("check", "--dir", str(d), "--structure-only")
+    assert res.code == 5 and "refused global os.system" in res.err and "named .safetensors" in res.err, res
+    assert not canary.exists()
+
+
+def test_names_and_bytes_that_agree_pass(ws, tmp_path):
+    d = model(tmp_path, {"model.safetensors": _st_bytes()})
+    torch.save({"v": torch.ones(3)}, d / "pytorch_model.bin")
+    res = ws("check", "--dir", str(d), "--device", "cpu")
+    assert res.code == 0, res
