@@ -159,6 +159,14 @@ def check_relpath(path: Any, where: str = "path") -> str:
     return path
 
 
+def printable(text: str) -> str:
+    """``text`` as a message may carry it: itself when every character is printable, else its
+    ``repr`` (control, format and separator characters, lone surrogates escaped). Names in messages
+    come from cards, hubs and file systems an attacker may write; the CLI escapes what it prints
+    too, but a message also lands in manifest notes and JSON."""
+    return text if text.isprintable() else repr(text)
+
+
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
         raise ValueError("must be letters, digits, '.', '_' or '-', optionally ORG/NAME")
