@@ -204,3 +204,48 @@ def test_names_and_bytes_that_agree_pass(ws, tmp_path):
     torch.save({"v": torch.ones(3)}, d / "pytorch_model.bin")
     res = ws("check", "--dir", str(d), "--device", "cpu")
     assert res.code == 0, res
+
+
+# ------------------------------------------------------------------ manifests: nesting and what messages carry
+
+MANIFEST = ('schema = 1\nname = "x"\nrepo = "o/x"\nrevision = "main"\n[sources]\nlocal = "l"\n'
+            '[[files]]\npath = "{path}"\n')
+
+
+@pytest.mark.parametrize("value", ["[" * 100_000 + "]" * 100_000, "{a = " * 100_000 + "1" + "}" * 100_000])
+def test_toml_nested_100k_deep_is_a_manifest_error_naming_the_file(env, tmp_path, value):
+    from tests.conftest import run_ws
+    from weightsafe.errors import ManifestError
+    from weightsafe.manifest import parse
+
+    path = tmp_path / "deep.toml"
+    path.write_text(f"schema = 1\nnotes = {value}\n")
+    with pytest.raises(ManifestError, match="nested more than 32 deep"):
+        parse(path.read_text(), str(path))
+    res = run_ws("manifest", "lint", str(path), env=env)  # run_ws asserts no traceback
+    assert res.code == 2 and str(path) in res.err and "nested more than" in res.err, res
+
+
+def test_brackets_inside_strings_and_comments_are_not_nesting():
+    from weightsafe.manifest import parse
+
+    deep = "[" * 40
+    text = MANIFEST.format(path="a.bin").replace(
+        'name = "x"', f'name = "x" # {deep}\ndescription = """{deep} \\""" ""{deep}"""').replace(
+        'local = "l"', f"local = '{deep}'")
+    m = parse(text)
+    assert m.description.startswith(deep) and m.sources["local"] == deep
+
+
+def test_lint_and_manifest_errors_carry_no_raw_control_characters(ws, tmp_path):
+    bidi = tmp_path / "bidi.toml"
+    bidi.write_text(MANIFEST.format(path="evil\u202etxt.bin"), encoding="utf-8")
+    esc = tmp_path / "esc.toml"
+    esc.write_text(MANIFEST.format(path="a.bin") + '"\\u001b]0;pwned\\u0007" = 1\n')
+    res = ws("manifest", "lint", str(bidi), str(esc), "--json")
+    report = json.loads(res.out)
+    texts = [w["message"] for m in report["manifests"] for w in m["warnings"]] + [e["field"] for e in report["errors"]]
+    assert any("no-digest" == w["code"] for m in report["manifests"] for w in m["warnings"])
+    assert len(report["errors"]) == 1 and res.code == 2, report
+    for t in texts:
+        assert t.isprintable(), t
