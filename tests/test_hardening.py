@@ -249,3 +249,48 @@ def test_lint_and_manifest_errors_carry_no_raw_control_characters(ws, tmp_path):
     assert len(report["errors"]) == 1 and res.code == 2, report
     for t in texts:
         assert t.isprintable(), t
+
+
+# ------------------------------------------------------------------ a long card: read whole, or say what was not read
+
+def _long_card(size: int, md5: str, shard: str) -> bytes:
+    filler = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n"
+    return b"# card\n" + filler * (size // len(filler)) + f"\n## MD5\n{md5}  {shard}\n".encode()
+
+
+def test_a_card_past_4_mib_is_read_to_its_end(ws, hub, seeds, tmp_path):
+    import hashlib
+
+    from tests.replicas import fake_commit
+    from weightsafe import manifest as mf
+
+    r = seeds["codefuse-34b"]
+    shard = "pytorch_model-00002-of-00007.bin"
+    md5 = hashlib.md5(r.files[shard]).hexdigest()
+    commit = fake_commit("codefuse-long-card")
+    hub.state.add_repo(r.repo, commit, {**r.files, "README.md": _long_card(5 << 20, md5, shard)}, branch="long")
+    out = tmp_path / "long.toml"
+    res = ws("manifest", "create", f"{r.repo}@long", "-o", str(out), "--name", "long")
+    assert res.code == 0, res
+    digest = mf.load(out).file(shard).digest("md5")
+    assert digest is not None and digest.source == "card" and digest.hex == md5
+
+
+def test_a_card_past_the_bound_is_a_finding_naming_what_was_not_read(ws, hub, seeds, tmp_path, monkeypatch):
+    import hashlib
+
+    from tests.replicas import fake_commit
+    from weightsafe import authoring
+    from weightsafe import manifest as mf
+
+    monkeypatch.setattr(authoring, "MAX_CARD_BYTES", 1 << 20)  # the bound is 64 MiB; 1 MiB keeps the test small
+    r = seeds["codefuse-34b"]
+    shard = "pytorch_model-00002-of-00007.bin"
+    card = _long_card(3 << 19, hashlib.md5(r.files[shard]).hexdigest(), shard)
+    commit = fake_commit("codefuse-cut-card")
+    hub.state.add_repo(r.repo, commit, {**r.files, "README.md": card}, branch="cut")
+    out = tmp_path / "cut.toml"
+    res = ws("manifest", "create", f"{r.repo}@cut", "-o", str(out), "--name", "cut")
+    assert res.code == 0, res
+    assert f"the last {len(card) - (1 << 20)} of its {len(card)} bytes were not read" in res.err, res.err
+    assert any("not read" in n for n in mf.load(out).notes)

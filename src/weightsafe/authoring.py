@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # the HTTP stack loads only when a hub is asked
     from .hub import HubClient
 
 CARD_FILE = "README.md"
-MAX_CARD_BYTES = 4 * 1024 * 1024
+#: a card is read whole up to this bound (the largest real cards are a few MB); past it, a finding
+#: says how many bytes were not read, so a digest there is never dropped silently.
+MAX_CARD_BYTES = 64 * 1024 * 1024
 #: When two sources give the same algorithm, the one listed first is kept (and any
 #: disagreement becomes a finding): a signature or a publisher's word is what a pull must hold
 #: the hub to, not the other way round.
@@ -73,18 +75,31 @@ def merge(entry: mf.FileEntry, extra: Iterable[mf.Digest]) -> tuple[mf.FileEntry
     return replace(entry, digests=tuple(by_alg.values())), findings
 
 
-def fetch_card(client: HubClient, repo: str, commit: str, path: str = CARD_FILE) -> str:
-    """The model card at ``commit``, through the same resolve URL a download uses."""
-    resp = client.request("GET", client.file_url(repo, commit, path), what=f"{repo}@{commit[:12]}: {path}")
+def fetch_card(client: HubClient, repo: str, commit: str, path: str = CARD_FILE) -> tuple[str, Finding | None]:
+    """The model card at ``commit``, through the same resolve URL a download uses, and a finding
+    when it is longer than ``MAX_CARD_BYTES`` (streamed: no more than that is ever held)."""
+    resp = client.request("GET", client.file_url(repo, commit, path), stream=True,
+                          what=f"{repo}@{commit[:12]}: {path}")
     try:
         if resp.status_code >= 400:
             from .hub import describe_http_error
 
             raise describe_http_error(resp, f"{repo}@{commit}: {path}", client.endpoint)
-        body = resp.content[:MAX_CARD_BYTES]
+        body = bytearray()
+        for chunk in resp.iter_content(1 << 20):
+            body += chunk
+            if len(body) > MAX_CARD_BYTES:
+                break
+        declared = resp.headers.get("Content-Length", "")
     finally:
         resp.close()
-    return body.decode("utf-8", errors="replace")
+    cut = None
+    if len(body) > MAX_CARD_BYTES:
+        rest = (f"the last {int(declared) - MAX_CARD_BYTES} of its {declared} bytes were" if declared.isdigit()
+                else "everything after them was")
+        cut = Finding("card-cut", path, f"{path}: longer than the {MAX_CARD_BYTES} bytes read for checksums: "
+                                        f"{rest} not read, so a digest there was not imported")
+    return bytes(body[:MAX_CARD_BYTES]).decode("utf-8", errors="replace"), cut
 
 
 def _cached_dirs(cache: Cache, repo: str, commit: str, names: Sequence[str]) -> list[Path]:
@@ -147,9 +162,10 @@ def from_hub(client: HubClient, repo: str, revision: str | None = None, name: st
     published: dict[str, list[mf.Digest]] = {}
     texts = []
     if read_card and CARD_FILE in paths:
-        texts.append(("card", f"{CARD_FILE} at the pinned commit",
-                      fetch_card(client, repo, commit), f"checksums published in the model card ({CARD_FILE} "
-                                                        f"at the pinned commit)"))
+        card, cut = fetch_card(client, repo, commit)
+        findings += [cut] if cut else []
+        texts.append(("card", f"{CARD_FILE} at the pinned commit", card,
+                      f"checksums published in the model card ({CARD_FILE} at the pinned commit)"))
     for x in extra:
         texts.append(("card-file", x.name, x.text, f"checksums published in {x.name}"))
     for source, where, text, description in texts:
