@@ -146,7 +146,8 @@ def test_card_parsing_is_linear_in_the_line_length(case):
 
 
 def test_a_long_name_line_still_parses_correctly():
-    got, findings = digests(f"config.json{' ' * 1000}: {MD5}\n* **config.json** {' ' * 500}(sha256){' ' * 500}: {SHA256}\n")
+    got, findings = digests(f"config.json{' ' * 1000}: {MD5}\n"
+                            f"* **config.json** {' ' * 500}(sha256){' ' * 500}: {SHA256}\n")
     assert got == {("config.json", "md5"): MD5, ("config.json", "sha256"): SHA256} and not findings
 
 

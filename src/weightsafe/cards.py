@@ -266,7 +266,8 @@ def import_digests(text: str, repo_files: Iterable[str] | None, source: str = "c
         if prior and prior.hex != d.hex:
             conflicted.add(key)
             del chosen[key]
-            findings.append(Finding("conflict", path, f"{where}: {printable(path)}: {d.alg} {prior.hex} (line {prior.line}) "
+            findings.append(Finding("conflict", path, f"{where}: {printable(path)}: {d.alg} {prior.hex} "
+                                                      f"(line {prior.line}) "
                                                       f"contradicts {d.hex} (line {d.line}); neither imported"))
         elif not prior:
             chosen[key] = d
