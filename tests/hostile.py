@@ -239,3 +239,82 @@ def _rename(blob: bytes, old: str, new: str) -> bytes:
     o, n = f"/{old}".encode(), f"/{new}".encode("latin-1")
     assert len(o) == len(n)
     return blob.replace(o, n)
+
+
+# ------------------------------------------------------------------ opcodes applied to what the allowlist builds
+
+def _u(s: str) -> bytes:
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def _g(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _put(i: int) -> bytes:
+    return b"q" + bytes([i])
+
+
+def _get(i: int) -> bytes:
+    return b"h" + bytes([i])
+
+
+_ODICT = _g("collections", "OrderedDict") + b")R"
+_STORAGE = 3  # memo slots of the objects every bent pickle builds first
+_TENSOR = 4
+_TARGET = 20
+
+#: the objects the allowlist lets a pickle build, each as the opcodes that push one
+ALLOWLIST_OBJECTS: dict[str, bytes] = {
+    "state dict": _get(0),
+    "typed storage": _get(_STORAGE),
+    "untyped storage": b"(" + _u("storage") + _g("torch.storage", "UntypedStorage") + _u("0") + _u("cpu")
+                       + b"K\x10tQ",
+    "tensor (_rebuild_tensor_v2)": _get(_TENSOR),
+    "tensor (_rebuild_tensor_v3)": _g("torch._utils", "_rebuild_tensor_v3") + b"(" + _get(_STORAGE)
+                                   + b"K\x00K\x04\x85K\x01\x85\x89" + _ODICT + _g("torch", "float32") + b"tR",
+    "tensor (_rebuild_tensor)": _g("torch._utils", "_rebuild_tensor") + b"(" + _get(_STORAGE)
+                                + b"K\x00K\x04\x85K\x01\x85tR",
+    "parameter": _g("torch._utils", "_rebuild_parameter") + b"(" + _get(_TENSOR) + b"\x89" + _ODICT + b"tR",
+    "torch.Size": _g("torch", "Size") + b"K\x04\x85\x85R",
+    "dtype": _g("torch", "float32"),
+    "storage type": _g("torch", "FloatStorage"),
+    "UntypedStorage type": _g("torch.storage", "UntypedStorage"),
+    "OrderedDict type": _g("collections", "OrderedDict"),
+    "rebuild function": _g("torch._utils", "_rebuild_tensor_v2"),
+    "rebuild function (v3)": _g("torch._utils", "_rebuild_tensor_v3"),
+    "rebuild function (parameter)": _g("torch._utils", "_rebuild_parameter"),
+}
+
+#: attribute values that break every field the scan reads from a storage or tensor stand-in
+_BENT = (b"}(" + _u("key") + b"]" + _u("nbytes") + b"K\x01\x85" + _u("dtype") + b"]" + _u("size") + b"]]a"
+         + _u("stride") + b"])a" + _u("offset") + b"K\x01\x85" + _u("storage") + b"]u")
+#: call arguments shaped like a rebuild call's, each field the wrong type (``dtype`` unhashable)
+_HOSTILE_ARGS = b"(" + _get(_STORAGE) + b"K\x01\x85]]a])a\x89" + _ODICT + b"]t"
+
+#: opcode -> the bytes that apply it to the object on top of the stack, leaving one object there
+OPCODES: dict[str, bytes] = {
+    "BUILD": _BENT + b"b",
+    "BUILD (state, slotstate)": b"N" + _BENT + b"\x86b",
+    "SETITEM": _u("size") + b"]s",
+    "SETITEMS": b"(" + _u("size") + b"]" + _u("key") + b"]u",
+    "APPEND": b"]a",
+    "APPENDS": b"(]]e",
+    "REDUCE (call)": _HOSTILE_ARGS + b"R",
+    "REDUCE (call, no arguments)": b")R",
+    "NEWOBJ": _HOSTILE_ARGS + b"\x81",
+}
+
+
+def bent_state_dict(kind: str, opcode: str) -> bytes:
+    """A torch zip whose state dict holds a real-looking tensor ``w`` (FloatStorage, 4 elements), and
+    then ``kind`` (an object the allowlist can build) with ``opcode`` applied to it, stored as ``t``.
+    Bending a shared storage or the tensor ``w`` itself reaches ``w`` too."""
+    storage = (b"(" + _u("storage") + _g("torch", "FloatStorage") + _u("0") + _u("cpu") + b"K\x04tQ"
+               + _put(_STORAGE))
+    tensor = (_g("torch._utils", "_rebuild_tensor_v2") + b"(" + storage + b"K\x00K\x04\x85K\x01\x85\x89"
+              + _ODICT + b"tR" + _put(_TENSOR))
+    pkl = (b"\x80\x02" + _ODICT + _put(0) + b"(" + _u("w") + tensor + b"u"
+           + _get(0) + _u("t") + ALLOWLIST_OBJECTS[kind] + _put(_TARGET) + OPCODES[opcode] + b"s" + b".")
+    return torch_zip(pkl, {"archive/data/0": bytes(16)})

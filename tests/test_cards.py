@@ -49,8 +49,15 @@ def digests(text, files=FILES):
                  id="label-names-alg"),
     pytest.param(f"{MD5}  ./sub/weights.bin\n", {("sub/weights.bin", "md5"): MD5}, id="dot-slash-path"),
     pytest.param(f"{MD5}  weights.bin\n", {("sub/weights.bin", "md5"): MD5}, id="unique-basename"),
+    pytest.param(f"## Checksums\n\n    $ sha1sum -b config.json\n    {SHA1.upper()} *config.json\n",
+                 {("config.json", "sha1"): SHA1}, id="sha1sum-command-in-an-indented-code-block"),
+    pytest.param(f"To verify:\n\n    {SHA1} *config.json\n", {("config.json", "sha1"): SHA1},
+                 id="sha1sum-binary-mode-line-in-an-indented-code-block"),
+    pytest.param(f"```\n$ shasum -a 256 config.json\n{SHA256}  config.json\n```\n",
+                 {("config.json", "sha256"): SHA256}, id="shasum-command-in-a-fence"),
     pytest.param("The weights came in commit 7b92b5b0565e86eba9135a6c094d20107d82ee5f.\n"
-                 "revision: 7b92b5b0565e86eba9135a6c094d20107d82ee5f\n", {}, id="a-commit-id-is-not-a-sha1"),
+                 "revision: 7b92b5b0565e86eba9135a6c094d20107d82ee5f\n"
+                 "    7b92b5b0565e86eba9135a6c094d20107d82ee5f  config.json\n", {}, id="a-commit-id-is-not-a-sha1"),
 ])
 def test_layouts(card, expected):
     got, findings = digests(card)
@@ -113,3 +120,52 @@ def test_any_table_layout_reads_the_same(rows, name_first, ticks, upper, header_
     got, findings = digests("\n".join(lines) + "\n")
     assert got == {(p, alg): h for p, (alg, h) in rows.items()}
     assert not findings
+
+
+# ------------------------------------------------------------------ hostile card text (issue 19)
+
+ADVERSARIAL = {  # lines that made the old patterns backtrack cubically (3 s at 1,000 characters)
+    "spaces between words": lambda n: "a" + " " * n + "b",
+    "spaces around an (alg)": lambda n: "x" + " " * (n // 2) + "(md5)" + " " * (n // 2) + "y",
+    "a sum line with a spaced name": lambda n: f"{MD5} " + " " * (n // 2) + "x" + " " * (n // 2) + "`y",
+    "bullets and tabs": lambda n: "- " + " \t" * (n // 2) + "x",
+}
+
+
+@pytest.mark.parametrize("case", list(ADVERSARIAL))
+def test_card_parsing_is_linear_in_the_line_length(case):
+    import time
+
+    from weightsafe.cards import MAX_LINE, scan
+
+    for n in (MAX_LINE - 100, 100_000):  # just under the line cap (parsed), and far over it
+        line = ADVERSARIAL[case](n)
+        start = time.perf_counter()
+        scan(line)
+        assert time.perf_counter() - start < 2, (case, n)
+
+
+def test_a_long_name_line_still_parses_correctly():
+    got, findings = digests(f"config.json{' ' * 1000}: {MD5}\n"
+                            f"* **config.json** {' ' * 500}(sha256){' ' * 500}: {SHA256}\n")
+    assert got == {("config.json", "md5"): MD5, ("config.json", "sha256"): SHA256} and not findings
+
+
+def test_an_over_long_line_holding_a_digest_is_a_finding_not_a_silence():
+    from weightsafe.cards import MAX_LINE
+
+    got, findings = digests(f"{MD5B}  tokenizer.model\n{'x' * MAX_LINE} {MD5}  config.json\n")
+    assert got == {("tokenizer.model", "md5"): MD5B}
+    assert [f.kind for f in findings] == ["long-line"] and "line 2" in findings[0].message
+    assert digests("<img src='data:image/png;base64," + "QUJD" * 5000 + "'>\n") == ({}, ())  # no hex: nothing lost
+
+
+@pytest.mark.parametrize("name", ["con\x1b]0;pwned\x07fig.json", "csi\x9b31m.json", "bidi\u202e.json",
+                                  "nul\x00.json"])
+def test_names_in_card_findings_carry_no_raw_control_characters(name):
+    card = (f"MD5 ({name}) = {MD5}\nMD5 ({name}) = {MD5B}\n"  # a conflict
+            f"| file | SHA256 |\n|-|-|\n| {name} | {MD5} |\n")  # a length that contradicts its column
+    got = import_digests(card, None, where=f"note{name}")
+    assert {f.kind for f in got.findings} == {"conflict", "bad-length"}, got.findings
+    for f in got.findings:
+        assert f.message.isprintable(), f.message

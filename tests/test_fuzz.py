@@ -1,6 +1,7 @@
 """No input crashes the load check (issue 12, classes 4, 5 and 7): every hostile or mangled file
 ends in a one-line error with a documented exit code, never a traceback or exit 70, and a limit
-that is hit is named. The fuzzers are seeded and bounded so CI time stays fixed."""
+that is hit is named; cards and manifests (issue 19) parse in bounded time and fail only by
+the documented error. The fuzzers are seeded and bounded so CI time stays fixed."""
 
 from __future__ import annotations
 
@@ -213,3 +214,74 @@ def test_duplicate_keys_in_a_safetensors_header_are_refused(ws, tmp_path):
     (d / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
     res = ws("check", "--dir", str(d), "--structure-only")
     assert res.code == 1 and "duplicate key 'a'" in res.err
+
+
+# ------------------------------------------------------------------ cards and manifests (issue 19)
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+CARD_TOKENS = [b"|", b"```", b"```sha1sum\n", b"    ", b"\t", b"# ", b"MD5 (", b") = ", b"*", b"`", b":", b" = ",
+               b"\n", b"- ", b"(sha256)", b"$ sha1sum -b ", b" " * 3000, b"_" * 2000, b"\x1b[31m", b"\x9b",
+               "\u202e".encode(), b"8d544b1bcb3449934184d4141137329c",
+               b"da39a3ee5e6b4b0d3255bfef95601890afd80709  config.json\n"]
+
+
+def _card_texts() -> list[bytes]:
+    """The shipped card, and the seed cards in /work/shared/seeds where that folder exists."""
+    import glob
+
+    return [open(p, "rb").read() for p in sorted(glob.glob(str(ROOT / "tests" / "cards" / "*.md"))
+                                                  + glob.glob("/work/shared/seeds/*.txt"))]
+
+
+def _mutate_text(rng: random.Random, data: bytes, tokens: list[bytes]) -> bytes:
+    b = bytearray(mutate(rng, data))
+    for _ in range(rng.randint(0, 6)):
+        i = rng.randrange(len(b) + 1)
+        b[i:i] = rng.choice(tokens)
+    return bytes(b)
+
+
+def test_seeded_mutations_of_real_cards_never_raise_and_stay_fast():
+    """~4 s of mutated cards: import never raises, one card never takes a second, and no finding
+    carries a raw control character."""
+    from weightsafe.cards import import_digests
+
+    texts = _card_texts()
+    files = ["config.json", "README.md"] + [f"pytorch_model-0000{i}-of-00007.bin" for i in range(1, 8)]
+    rng = random.Random(19)
+    deadline, runs = time.monotonic() + 4, 0
+    while time.monotonic() < deadline and runs < 2000:
+        text = _mutate_text(rng, rng.choice(texts), CARD_TOKENS).decode("utf-8", errors="replace")
+        start = time.perf_counter()
+        got = import_digests(text, files if runs % 2 else None)
+        assert time.perf_counter() - start < 1, text[:200]
+        for f in got.findings:
+            assert f.message.isprintable(), f.message
+        runs += 1
+    assert runs >= 50, runs
+
+
+TOML_TOKENS = [b"[", b"]", b"{", b"}", b"[[files]]\n", b'"', b"'", b'"""', b"'''", b"#", b"\\", b"=", b"\n",
+               b"[" * 50, b"{a=" * 40, b"= " + b"[" * 3000, b"= " + b"{a=" * 1500, b"\\u0000", b"\x1b", b"1e999",
+               b"-0", b"0x10", b"inf", b"nan", b"true"]
+
+
+def test_seeded_mutations_of_the_shipped_manifests_raise_only_manifest_errors():
+    import glob
+
+    from weightsafe.errors import ManifestError
+    from weightsafe.manifest import parse
+
+    texts = [open(p, "rb").read() for p in sorted(glob.glob(str(ROOT / "manifests" / "*.toml")))]
+    assert texts
+    rng = random.Random(7)
+    deadline, runs, refused = time.monotonic() + 4, 0, 0
+    while time.monotonic() < deadline and runs < 3000:
+        raw = _mutate_text(rng, rng.choice(texts), TOML_TOKENS)
+        try:
+            parse(raw, "fuzzed.toml")  # raises anything but ManifestError: that is the failure
+        except ManifestError as e:
+            assert str(e).startswith("fuzzed.toml: ") and "\n" not in str(e).split(": ", 2)[1], e
+            refused += 1
+        runs += 1
+    assert runs >= 200 and refused > runs // 4, (runs, refused)

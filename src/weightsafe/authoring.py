@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # the HTTP stack loads only when a hub is asked
     from .sources.base import RemoteEntry, Source
 
 CARD_FILE = "README.md"
-MAX_CARD_BYTES = 4 * 1024 * 1024
+#: a card is read whole up to this bound (the largest real cards are a few MB); past it, a finding
+#: says how many bytes were not read, so a digest there is never dropped silently.
+MAX_CARD_BYTES = 64 * 1024 * 1024
 #: When two sources give the same algorithm, the one listed first is kept (and any
 #: disagreement becomes a finding): a signature or a publisher's word is what a pull must hold
 #: the hub to, not the other way round.
@@ -75,12 +77,21 @@ def merge(entry: mf.FileEntry, extra: Iterable[mf.Digest]) -> tuple[mf.FileEntry
     return replace(entry, digests=tuple(by_alg.values())), findings
 
 
-def fetch_card(source: Source, repo: str, commit: str, path: str = CARD_FILE) -> str:
-    """The model card at ``commit``, read from the source like any of its files."""
-    body = source.read_small(repo, commit, path)
+def fetch_card(source: Source, repo: str, commit: str, path: str = CARD_FILE,
+               size: int | None = None) -> tuple[str, Finding | None]:
+    """The model card at ``commit``, read from the source like any of its files (no more than
+    ``MAX_CARD_BYTES`` is ever held), and a finding when it is longer than that: ``size`` is its
+    length in the listing, to say how much was not read."""
+    body = source.read_small(repo, commit, path, limit=MAX_CARD_BYTES + 1)
     if body is None:
         raise NotFound(f"{repo}@{commit}: {path}: listed, but the source does not serve it")
-    return body[:MAX_CARD_BYTES].decode("utf-8", errors="replace")
+    cut = None
+    if len(body) > MAX_CARD_BYTES:
+        rest = (f"the last {size - MAX_CARD_BYTES} of its {size} bytes were" if size and size > MAX_CARD_BYTES
+                else "everything after them was")
+        cut = Finding("card-cut", path, f"{path}: longer than the {MAX_CARD_BYTES} bytes read for checksums: "
+                                        f"{rest} not read, so a digest there was not imported")
+    return body[:MAX_CARD_BYTES].decode("utf-8", errors="replace"), cut
 
 
 def _cached_dirs(cache: Cache, repo: str, commit: str, names: Sequence[str]) -> list[Path]:
@@ -143,9 +154,11 @@ def from_hub(source: Source, repo: str, revision: str | None = None, name: str |
     published: dict[str, list[mf.Digest]] = {}
     texts = []
     if read_card and CARD_FILE in paths:
-        texts.append(("card", f"{CARD_FILE} at the pinned commit",
-                      fetch_card(source, repo, commit), f"checksums published in the model card ({CARD_FILE} "
-                                                        f"at the pinned commit)"))
+        listed = next((f.size for f in files if f.path == CARD_FILE), None)
+        card, cut = fetch_card(source, repo, commit, size=listed)
+        findings += [cut] if cut else []
+        texts.append(("card", f"{CARD_FILE} at the pinned commit", card,
+                      f"checksums published in the model card ({CARD_FILE} at the pinned commit)"))
     for x in extra:
         texts.append(("card-file", x.name, x.text, f"checksums published in {x.name}"))
     for said_by, where, text, description in texts:

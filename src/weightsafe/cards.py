@@ -5,6 +5,12 @@ Publishers write digests in many shapes (markdown tables in any column order, ``
 names the algorithm). A card is untrusted text written by hand, so nothing it says is dropped
 quietly: a digest for a file the repo does not have, two different digests for one file, or a
 hex string whose length contradicts the algorithm its context names each become a ``Finding``.
+
+The text is hostile too: every line is parsed in time linear in its length (the patterns have no
+two quantifiers that can take the same characters, and a line is stripped before they run; the
+``name: hex`` form is taken apart with string methods), and a line longer than ``MAX_LINE`` is not
+parsed at all; when it holds something digest-like that is a finding, not a silence. Names in
+findings are shown escaped (``manifest.printable``): a card may hold terminal control sequences.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Iterable
 
-from .manifest import Digest
+from .manifest import Digest, printable
 
 #: hex length -> algorithm. 40 hex digits are also git commit and blob ids, so sha1 is taken
 #: only where the context names it (a heading, column, label or ``sha1sum`` line).
@@ -22,17 +28,24 @@ BY_LENGTH = {32: "md5", 64: "sha256", 128: "sha512"}
 LENGTH = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 ALG_WORD = re.compile(r"(?<![a-z0-9])(md5|sha-?1|sha-?256|sha-?512)(?:sum)?(?![a-z0-9])", re.I)
 HEX = r"[0-9a-fA-F]{32,128}"
+HEX_DIGITS = "0123456789abcdefABCDEF"
 HEX_ONLY = re.compile(rf"^(?:(?:md5|sha-?1|sha-?256|sha-?512):)?{HEX}$", re.I)  # `sha256:HEX` too
-# `HEX  name` or `HEX *name` (coreutils), optionally in backticks or after a list bullet
-SUM_LINE = re.compile(rf"^\s*(?:[-*+]\s+)?`?(?P<hex>{HEX})`?\s+\*?`?(?P<name>[^\s`*][^`]*?)`?\s*$")
-# MD5 (name) = HEX  (BSD / `shasum --tag`)
-BSD_LINE = re.compile(rf"^\s*(?P<alg>MD5|SHA-?1|SHA-?256|SHA-?512)\s*\((?P<name>[^)]+)\)\s*=\s*(?P<hex>{HEX})\s*$",
-                      re.I)
-# name: HEX, name = HEX, **name** — HEX, optionally naming the algorithm before the hex
-LABEL_LINE = re.compile(rf"^\s*(?:[-*+]|\d+[.)])?\s*[*_`]*(?P<name>[^\s:=`*|][^:=`*|]*?)[*_`]*\s*"
-                        rf"(?:\((?P<alg1>[A-Za-z0-9-]+)\))?\s*(?::|=|—|–|->)\s*"
-                        rf"(?:(?P<alg2>md5|sha-?1|sha-?256|sha-?512)\s*[:=]?\s*)?`?(?P<hex>{HEX})`?\s*$", re.I)
+# (on a stripped line) `HEX  name` or `HEX *name` (coreutils), optionally in backticks or after a list bullet
+SUM_LINE = re.compile(rf"(?:[-*+]\s+)?`?(?P<hex>{HEX})`?(?P<sep>\s+\*?)`?(?P<name>[^\s`*][^`]*?)`?$")
+# (on a stripped line) MD5 (name) = HEX  (BSD / `shasum --tag`)
+BSD_LINE = re.compile(rf"(?P<alg>MD5|SHA-?1|SHA-?256|SHA-?512)\s*\((?P<name>[^)]+)\)\s*=\s*(?P<hex>{HEX})$", re.I)
+# `name: HEX`, `name = HEX`, `**name** — HEX`, `name (sha256): HEX`, `name: md5 HEX`: see _label_line
+LABEL_SEPARATORS = ("->", ":", "=", "\u2014", "\u2013")
+LABEL_ALG = re.compile(r"(?<![A-Za-z0-9])(md5|sha-?1|sha-?256|sha-?512)$", re.I)
+NAME_FORBIDDEN = set(":=`*|")
 HEADING = re.compile(r"^\s{0,3}(#{1,6}\s+.*|\*\*[^*]+\*\*:?\s*|[^|`]{1,80}:\s*)$")
+# a shell command running a checksum tool names the algorithm of the lines it printed
+TOOL_LINE = re.compile(r"(?:[$>%#]\s*)?(?:(md5|sha1|sha256|sha512)sum|shasum\s+-a\s*(1|256|512))(?![a-z0-9])", re.I)
+#: longest line parsed for digests: a digest line is at most ~1.3k characters (a 1024-byte path,
+#: 128 hex digits, markup); longer lines (inline images, minified HTML) are skipped, and reported
+#: when they hold a run of hex digits that could have been a digest.
+MAX_LINE = 4096
+DIGEST_LIKE = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def alg_name(word: str) -> str:
@@ -53,7 +66,7 @@ class CardDigest:
 class Finding:
     """Something in a card that could not become a digest, or that contradicts another."""
 
-    kind: str      # "unknown-file", "conflict", "bad-length", "ambiguous-file"
+    kind: str      # "unknown-file", "conflict", "bad-length", "ambiguous-file", "long-line"
     name: str
     message: str
 
@@ -74,6 +87,48 @@ def _clean_name(raw: str) -> str:
     name = raw.strip().strip("`*_\"'").strip()
     name = re.sub(r"^\[([^\]]+)\]\([^)]*\)$", r"\1", name)  # [file](link)
     return name.removeprefix("./")
+
+
+def _label_line(line: str) -> tuple[str, str | None, str] | None:
+    """(name, algorithm named on the line or None, hex) of a ``name: HEX`` line, else None.
+
+    Taken apart from the right with string methods, in time linear in the line: the hex digits
+    (in optional backticks), an optional algorithm word (``md5``, ``sha256:``), the separator, an
+    optional ``(alg)``, then the name without its list bullet and emphasis marks."""
+    s = line.strip().removesuffix("`")
+    rest = s.rstrip(HEX_DIGITS)
+    hexd = s[len(rest):]
+    if not 32 <= len(hexd) <= 128:
+        return None
+    rest = rest.removesuffix("`").rstrip()
+    named = None
+    head = rest[:-1].rstrip() if rest.endswith((":", "=")) else rest
+    if m := LABEL_ALG.search(head[-8:]):  # `md5 HEX`, `sha256: HEX`, `sha-1=HEX`
+        before = head[:len(head) - len(m.group(1))].rstrip()
+        if before.endswith(LABEL_SEPARATORS):
+            named, rest = m.group(1), before
+    sep = next((x for x in LABEL_SEPARATORS if rest.endswith(x)), None)
+    if sep is None:
+        return None
+    rest = rest[:-len(sep)].rstrip()
+    if rest.endswith(")") and "(" in rest:
+        i = rest.rindex("(")
+        inner = rest[i + 1:-1]
+        if inner and all(c.isascii() and (c.isalnum() or c == "-") for c in inner):
+            if named is None and ALG_WORD.fullmatch(inner):
+                named = inner
+            rest = rest[:i].rstrip()
+    rest = rest.rstrip("*_`").rstrip()
+    if rest[:1] in ("-", "*", "+"):
+        rest = rest[1:]
+    elif rest[:1].isdigit():
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        if rest[digits:digits + 1] in (".", ")"):
+            rest = rest[digits + 1:]
+    name = rest.lstrip().lstrip("*_`")
+    if not name or name[0].isspace() or NAME_FORBIDDEN & set(name):
+        return None
+    return name, named, hexd
 
 
 def _decide(hexd: str, context: str | None) -> tuple[str | None, str | None]:
@@ -100,7 +155,8 @@ class _Scanner:
             return
         alg, problem = _decide(hexd, context)
         if problem:
-            self.problems.append(Finding("bad-length", name, f"line {line}: {name}: {problem}; not imported"))
+            self.problems.append(Finding("bad-length", name, f"line {line}: {printable(name)}: {problem}; "
+                                                             f"not imported"))
         elif alg:
             self.found.append(CardDigest(name, alg, hexd.lower(), line))
 
@@ -124,17 +180,30 @@ class _Scanner:
             self.add(names[0], hexd, alg_name(tag) if tag else col or self.section, n)
 
     def line(self, text: str, n: int) -> None:
+        if len(text) > MAX_LINE:
+            self.columns = None
+            if DIGEST_LIKE.search(text):
+                self.problems.append(Finding("long-line", f"line {n}",
+                                             f"line {n}: {len(text)} characters (limit {MAX_LINE}) holding hex "
+                                             f"digits: not read for checksums; a digest on it was not imported"))
+            return
         if text.lstrip().startswith("|"):
             self.table_row(text.strip().strip("|").split("|"), n)
             return
         self.columns = None
-        if m := BSD_LINE.match(text):
+        stripped = text.strip()
+        if m := BSD_LINE.match(stripped):
             self.add(m["name"], m["hex"], alg_name(m["alg"]), n)
-        elif m := SUM_LINE.match(text):
-            self.add(m["name"], m["hex"], self.section, n)
-        elif m := LABEL_LINE.match(text):
-            named = m["alg2"] or (m["alg1"] if m["alg1"] and ALG_WORD.fullmatch(m["alg1"]) else None)
-            self.add(m["name"], m["hex"], alg_name(named) if named else self.section, n)
+        elif m := SUM_LINE.match(stripped):
+            # `HEX *name` is coreutils' binary mode: only sha1sum prints 40 hex digits so (a commit
+            # id is never written with the `*`), so the line names sha1 where nothing else does
+            binary = m["sep"].endswith("*") and len(m["hex"]) == LENGTH["sha1"]
+            self.add(m["name"], m["hex"], self.section or ("sha1" if binary else None), n)
+        elif label := _label_line(stripped):
+            name, named, hexd = label
+            self.add(name, hexd, alg_name(named) if named else self.section, n)
+        elif m := TOOL_LINE.match(stripped):
+            self.section = alg_name(m.group(1) or f"sha{m.group(2)}")
         elif HEADING.match(text):
             words = ALG_WORD.findall(text)
             algs = {alg_name(w) for w in words}
@@ -176,6 +245,7 @@ def import_digests(text: str, repo_files: Iterable[str] | None, source: str = "c
     """
     found, problems = scan(text)
     files = list(repo_files) if repo_files is not None else None
+    where = printable(where)
     findings = [Finding(p.kind, p.name, f"{where}: {p.message}") for p in problems]
     chosen: dict[tuple[str, str], CardDigest] = {}
     conflicted: set[tuple[str, str]] = set()
@@ -196,7 +266,8 @@ def import_digests(text: str, repo_files: Iterable[str] | None, source: str = "c
         if prior and prior.hex != d.hex:
             conflicted.add(key)
             del chosen[key]
-            findings.append(Finding("conflict", path, f"{where}: {path}: {d.alg} {prior.hex} (line {prior.line}) "
+            findings.append(Finding("conflict", path, f"{where}: {printable(path)}: {d.alg} {prior.hex} "
+                                                      f"(line {prior.line}) "
                                                       f"contradicts {d.hex} (line {d.line}); neither imported"))
         elif not prior:
             chosen[key] = d

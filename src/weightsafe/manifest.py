@@ -30,6 +30,10 @@ FULL_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 HEX_RE = re.compile(r"^[0-9a-f]+$")
 SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_PATH = 1024
+#: deepest nesting of arrays and inline tables a manifest may have (it needs 2: files -> digests).
+#: tomllib recurses once per level, so text nested 100,000 deep would exhaust the stack.
+MAX_NESTING = 32
+_TOML_TOKEN = re.compile(r"\"\"\"|'''|[\"'#\[\]{}]")
 MAX_COMPONENT = 255
 WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|conin\$|conout\$|com[\d\u00b9\u00b2\u00b3]|lpt[\d\u00b9\u00b2\u00b3])"
                               r"( *\..*)?$", re.IGNORECASE)
@@ -159,6 +163,14 @@ def check_relpath(path: Any, where: str = "path") -> str:
     return path
 
 
+def printable(text: str) -> str:
+    """``text`` as a message may carry it: itself when every character is printable, else its
+    ``repr`` (control, format and separator characters, lone surrogates escaped). Names in messages
+    come from cards, hubs and file systems an attacker may write; the CLI escapes what it prints
+    too, but a message also lands in manifest notes and JSON."""
+    return text if text.isprintable() else repr(text)
+
+
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
         raise ValueError("must be letters, digits, '.', '_' or '-', optionally ORG/NAME")
@@ -172,11 +184,58 @@ def parse(text: str | bytes, origin: str = "<manifest>") -> Manifest:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
             raise ManifestError(origin, "file", f"not UTF-8 ({e.reason} at byte {e.start})") from None
+    if too_deep := _nesting_beyond(text, MAX_NESTING):
+        raise ManifestError(origin, "toml", f"arrays or inline tables nested more than {MAX_NESTING} deep "
+                                            f"(line {too_deep}); a manifest needs 2")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ManifestError(origin, "toml", str(e)) from None
+    except RecursionError:  # unreachable after the pre-scan; kept so no input can crash a caller
+        raise ManifestError(origin, "toml", "nested too deeply") from None
     return _Validator(origin).manifest(data)
+
+
+def _nesting_beyond(text: str, limit: int) -> int | None:
+    """The line where ``[``/``{`` nesting outside strings and comments first exceeds ``limit``, or
+    None. A linear scan (string methods and one flat pattern), so nothing recursive ever runs on
+    hostile text; strings are skipped as TOML reads them (a single-line string ends at its line)."""
+    depth, pos, end, newline = 0, 0, len(text), -1
+    while m := _TOML_TOKEN.search(text, pos):
+        tok, pos = m.group(), m.end()
+        if newline < pos:  # the next line end, found once per line however many strings it holds
+            newline = text.find("\n", pos)
+            newline = end if newline < 0 else newline
+        if tok in "[{":
+            depth += 1
+            if depth > limit:
+                return text.count("\n", 0, pos) + 1
+        elif tok in "]}":
+            depth = max(0, depth - 1)
+        elif tok == "#":
+            pos = newline
+        elif len(tok) == 3:  # a multi-line string runs to its closing quotes (and up to 2 more)
+            pos = _closing(text, pos, tok, escapes=tok == '"""', line_end=end)
+            for _ in range(2):
+                pos += text.startswith(tok[0], pos)
+        else:
+            pos = _closing(text, pos, tok, escapes=tok == '"', line_end=newline)
+    return None
+
+
+def _closing(text: str, pos: int, quote: str, escapes: bool, line_end: int) -> int:
+    """The position after the ``quote`` that closes a string opened before ``pos`` (in a basic
+    string, one not escaped by an odd run of backslashes), or ``line_end`` if none comes before it."""
+    while True:
+        at = text.find(quote, pos, line_end)
+        if at < 0:
+            return line_end
+        run = at
+        while escapes and run > pos and text[run - 1] == "\\":
+            run -= 1
+        if (at - run) % 2 == 0:
+            return at + len(quote)
+        pos = at + 1
 
 
 def load(path: str | Path) -> Manifest:
@@ -205,7 +264,7 @@ class _Validator:
     def unknown(self, table: dict, allowed: set, prefix: str) -> None:
         extra = sorted(set(table) - allowed)
         if extra:
-            raise self.fail(f"{prefix}{extra[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            raise self.fail(f"{prefix}{printable(extra[0])}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
     def string(self, table: dict, key: str, fld: str, required: bool = True) -> str | None:
         value = table.get(key)
@@ -262,7 +321,7 @@ class _Validator:
             raise self.fail("sources", "must be a table of source-id = \"description\"")
         for key, text in table.items():
             if not SOURCE_RE.match(key):
-                raise self.fail(f"sources.{key}", "id must be lowercase letters, digits, '.', '_', '-'")
+                raise self.fail(f"sources.{printable(key)}", "id must be lowercase letters, digits, '.', '_', '-'")
             if not isinstance(text, str) or not text.strip():
                 raise self.fail(f"sources.{key}", "must be a non-empty description string")
         return dict(table)

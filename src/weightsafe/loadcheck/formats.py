@@ -45,6 +45,32 @@ def sniff(path: str | os.PathLike) -> str:
     return OTHER
 
 
+# ------------------------------------------------------------------ the name must agree with the bytes
+#: What the loader a file's name selects can read. transformers (``load_state_dict``), vLLM and
+#: TGI pick the reader by the name: ``.safetensors`` -> safetensors, ``.bin``/``.pt``/``.pth`` ->
+#: ``torch.load``. A file whose bytes are another format passes neither this check's reader for its
+#: content nor the consuming loader: it must be refused, not passed. One line per suffix.
+#: (OTHER under ``.safetensors``: unrecognised bytes, which the header reader then refuses by name.)
+READ_AS: dict[str, tuple[str, frozenset[str]]] = {
+    ".safetensors": ("safetensors", frozenset({SAFETENSORS, OTHER})),
+    ".bin": ("torch.load", frozenset({TORCH_ZIP, TORCH_TAR, PICKLE})),
+    ".pt": ("torch.load", frozenset({TORCH_ZIP, TORCH_TAR, PICKLE})),
+    ".pth": ("torch.load", frozenset({TORCH_ZIP, TORCH_TAR, PICKLE})),
+}
+FORMAT_NAMES = {SAFETENSORS: "a safetensors file", TORCH_ZIP: "a torch zip archive", TORCH_TAR: "a torch tar archive",
+                PICKLE: "a bare pickle", OTHER: "no format a loader reads"}
+
+
+def name_disagrees(name: str, fmt: str) -> str | None:
+    """Why a loader choosing by ``name`` cannot read content of format ``fmt``, or None."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in READ_AS or fmt in READ_AS[suffix][1]:
+        return None
+    reader, _ = READ_AS[suffix]
+    return (f"named {suffix}, so a loader reads it with {reader}, but its bytes are "
+            f"{FORMAT_NAMES.get(fmt, fmt)}: the load would fail (rename it to match its format)")
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A file the load check must look at: its path relative to the model directory and its format."""
@@ -83,6 +109,8 @@ def scan_directory(directory: Path, named: list[str], weight_map_targets: set[st
             continue
         if fmt == OTHER and name not in weight_map_targets and Path(name).suffix.lower() != ".safetensors":
             continue
+        if why := name_disagrees(name, fmt):  # still scanned below: unsafe content is refused as such
+            problems.append(Problem(name, why))
         aux = fmt != SAFETENSORS and name not in weight_map_targets and bool(AUXILIARY.match(Path(name).name))
         out.append(Candidate(name, fmt, aux))
     return out, problems

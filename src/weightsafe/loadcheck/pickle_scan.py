@@ -146,19 +146,56 @@ def check_archive(archive: ZipArchive, label: str) -> tuple[str, dict[str, int]]
     return prefix, storages
 
 
-class _Storage:
+class _Inert:
+    """Base of every stand-in the stub unpickler builds. Opcodes act on objects, so each stand-in's
+    type decides what each opcode may do to it: no ``__dict__`` (``__slots__``), and BUILD (which
+    sets attributes, or anything a ``__setstate__`` does) is refused. ``torch.save`` never writes a
+    BUILD on a storage, a tensor built by these rebuilders or a function; one that does would change,
+    after the scan read them, the very fields the scan judged (or the scanner's own functions).
+    SETITEM(S)/APPEND(S) fail by type (no item assignment, no ``append``/``extend``), calls by
+    ``__call__``; every failure is a refusal, never a crash."""
+
+    __slots__ = ()
+    what = "object"
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError(f"BUILD on a {self.what} (torch.save never writes one)")
+
+
+class _Storage(_Inert):
+    __slots__ = ("dtype", "key", "nbytes")
+    what = "storage"
+
     def __init__(self, dtype: str | None, key: str, nbytes: int):
         self.dtype, self.key, self.nbytes = dtype, key, nbytes
 
 
-class _Tensor:
+class _Tensor(_Inert):
+    __slots__ = ("storage", "offset", "size", "stride", "dtype")
+    what = "tensor"
+
     def __init__(self, storage, offset, size, stride, dtype=None):
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
         self.dtype = dtype if dtype is not None else getattr(storage, "dtype", None)
 
 
+class _Function(_Inert):
+    """An allowlisted torch function: a fresh, attribute-less object per lookup, so a pickle can
+    neither BUILD on it nor reach the scanner's own functions through it."""
+
+    __slots__ = ("_call",)
+    what = "function"
+
+    def __init__(self, call):
+        self._call = call
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+
 class _StateDict(dict):
-    """An OrderedDict stand-in; ``state_dict()`` pickles its ``_metadata`` with BUILD, ignored here."""
+    """An OrderedDict stand-in; ``state_dict()`` pickles its ``_metadata`` with BUILD, ignored here
+    (a plain dict of tensors is all the scan reads; SETITEM(S) fill it as they fill the real one)."""
 
     def __setstate__(self, state):
         pass
@@ -168,6 +205,15 @@ def _rebuild_v3(storage, offset, size, stride, requires_grad=False, hooks=None, 
     return _Tensor(storage, offset, size, stride, dtype)
 
 
+def _rebuild(storage, offset, size, stride, *rest, **kwargs):
+    return _Tensor(storage, offset, size, stride)
+
+
+def _rebuild_parameter(data, *rest, **kwargs):
+    return data
+
+
+REBUILD = {"_rebuild_parameter": _rebuild_parameter, "_rebuild_tensor_v3": _rebuild_v3}
 _UNTYPED = "untyped"
 
 
@@ -182,11 +228,7 @@ class _StubUnpickler(pickle.Unpickler):
         if module == "torch.storage":
             return _UNTYPED
         if module == "torch._utils":
-            if name == "_rebuild_parameter":
-                return lambda data, *a, **k: data
-            if name == "_rebuild_tensor_v3":
-                return _rebuild_v3
-            return lambda storage, offset, size, stride, *a, **k: _Tensor(storage, offset, size, stride)
+            return _Function(REBUILD.get(name, _rebuild))
         if name == "Size":
             return tuple
         return STORAGE_DTYPES.get(name) or TORCH_DTYPES.get(name)
@@ -195,7 +237,8 @@ class _StubUnpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.80}")
         _, dtype, key, _location, numel = pid
-        if (dtype != _UNTYPED and dtype not in DTYPE_SIZES) or not isinstance(numel, int) or numel < 0:
+        if (not isinstance(dtype, str) or (dtype != _UNTYPED and dtype not in DTYPE_SIZES)
+                or not isinstance(numel, int) or isinstance(numel, bool) or numel < 0):
             raise pickle.UnpicklingError(f"bad storage record {pid!r:.80}")
         if dtype == _UNTYPED:
             return _Storage(None, str(key), numel)
@@ -231,8 +274,10 @@ def _tensors(obj, storages: dict[str, int], label: str) -> list[TensorInfo]:
         raise StructureError(Problem(label, f"holds a {type(obj).__name__}, not a state dict"))
     tensors = []
     for name, t in obj.items():
-        if (not isinstance(name, str) or not isinstance(t, _Tensor) or not isinstance(t.storage, _Storage)
-                or t.dtype not in DTYPE_SIZES or not isinstance(t.offset, int)
+        if not isinstance(name, str):  # never repr'd: a key can be a tuple nested past the recursion limit
+            raise StructureError(Problem(label, f"a key of type {type(name).__name__} (not a tensor name)"))
+        if (not isinstance(t, _Tensor) or not isinstance(t.storage, _Storage)
+                or not isinstance(t.dtype, str) or t.dtype not in DTYPE_SIZES or not isinstance(t.offset, int)
                 or not all(isinstance(d, int) for d in t.size + t.stride)):
             raise StructureError(Problem(label, f"entry {name!r:.60} is not a tensor"))
         s = t.storage

@@ -35,11 +35,12 @@ def _constant(name: str):
     raise StrictJSONError(f"{name} is not JSON")
 
 
-def loads(raw: bytes | str) -> Any:
-    """Parse ``raw``; raises StrictJSONError (a ValueError) for anything ambiguous or malformed."""
+def loads(raw: bytes | str, parse_int=None) -> Any:
+    """Parse ``raw``; raises StrictJSONError (a ValueError) for anything ambiguous or malformed.
+    ``parse_int``: as in ``json.loads``, for a reader that must see integers as serde_json does."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant, parse_int=parse_int)
     except RecursionError:
         raise StrictJSONError("nested too deeply") from None
     except UnicodeDecodeError as e:

@@ -85,8 +85,9 @@ class Source(Protocol):
                  keep_cache: bool = False) -> TransferResult:
         """Fetch one file into ``part`` (resuming what it holds), through hashers for ``algs``."""
 
-    def read_small(self, repo: str, revision: str, path: str) -> bytes | None:
-        """A small file (a card, a manifest) whole; None when the source has no such file."""
+    def read_small(self, repo: str, revision: str, path: str, limit: int | None = None) -> bytes | None:
+        """A small file (a card, a manifest), at most ``limit`` bytes of it; None when the source
+        has no such file."""
 
     def tell_retry(self, message: str) -> None:
         """Say that something is being retried (a pipeline log shows it, never silence)."""

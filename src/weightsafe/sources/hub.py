@@ -112,12 +112,20 @@ class HubSource(HttpClient):
             entries.append(RemoteEntry(s.rfilename, s.size, sha, None if sha else blob))
         return Listing(info.sha, tuple(entries))
 
-    def read_small(self, repo: str, revision: str, path: str) -> bytes | None:
-        """A small file through its resolve URL; None when the endpoint has none there (HTTP >= 400)."""
+    def read_small(self, repo: str, revision: str, path: str, limit: int | None = None) -> bytes | None:
+        """A small file through its resolve URL, streamed so that no more than ``limit`` bytes are
+        ever held; None when the endpoint has none there (HTTP >= 400)."""
         resp = self.request("GET", self.file_url(repo, revision, path), headers={"Accept-Encoding": "identity"},
-                            what=f"{repo}@{revision}: {path}")
+                            stream=True, what=f"{repo}@{revision}: {path}")
         with resp:
-            return None if resp.status_code >= 400 else resp.content
+            if resp.status_code >= 400:
+                return None
+            body = bytearray()
+            for chunk in resp.iter_content(1 << 20):
+                body += chunk
+                if limit is not None and len(body) >= limit:
+                    return bytes(body[:limit])
+            return bytes(body)
 
     def download(self, repo: str, revision: str, path: str, part: PartFile, algs: tuple[str, ...],
                  size: int | None, expect: str | None, *, progress: Callable[[int], None] | None = None,

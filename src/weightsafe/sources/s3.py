@@ -55,13 +55,17 @@ class S3Source(BucketClient):
             raise NoHubAPI(why)
         return published
 
-    def read_small(self, repo: str, revision: str, path: str) -> bytes | None:
-        """A small object (a manifest) of the mirror tree, or None when it is not there."""
+    def read_small(self, repo: str, revision: str, path: str, limit: int | None = None) -> bytes | None:
+        """A small object (a manifest) of the mirror tree, at most ``limit`` bytes of it, or None
+        when it is not there."""
         try:
-            return self.call("get_object", f"{repo}@{revision}: {path}",
-                             Key=self.key(repo, revision, path))["Body"].read()
+            body = self.call("get_object", f"{repo}@{revision}: {path}", Key=self.key(repo, revision, path))["Body"]
         except NotFound:
             return None
+        try:
+            return body.read(limit) if limit is not None else body.read()
+        finally:
+            body.close()
 
     def download(self, repo: str, revision: str, path: str, part: PartFile, algs: tuple[str, ...],
                  size: int | None, expect: str | None, *, progress: Callable[[int], None] | None = None,
