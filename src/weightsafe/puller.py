@@ -26,7 +26,8 @@ from .progress import Progress
 from .records import FileRecord, Records, Stat
 from .sources.base import RemoteFile, Source
 from .sources.resume import Cancelled, PartFile
-from .targets.placement import Placement
+from .targets.base import Placement
+from .targets.cache import CacheTarget
 from .verify import compare, explain, verify_file
 
 HUB_HEAD_SOURCE = "hub-head"
@@ -191,6 +192,7 @@ class Puller:
         self.commit: str | None = manifest.revision if manifest.pinned else None
         self.records: Records = cache.records(manifest.name, manifest.revision)
         self.directory = cache.model_dir(manifest.name, manifest.revision)
+        self.target = CacheTarget(cache, manifest, keep_cache)
         self.notes: list[str] = []
 
     # ---------------------------------------------------------------- plan
@@ -321,13 +323,9 @@ class Puller:
             part.discard()
             self.progress.file_end(entry.path, "failed")
             raise IntegrityError(explain(entry.path, outcome.checks) + "; the download was discarded")
-        final = self.cache.final_path(self.m.name, self.m.revision, entry.path)
-        try:
-            self.cache.commit(part.path, final, self.keep_cache)
-        except OSError as e:
-            raise DiskError(f"{entry.path}: cannot move into the cache: {e.strerror or e}") from None
+        verified = FileRecord.passed(Stat.of(part.path), result.digests[FINGERPRINT_ALG], expected)
+        self.target.place(entry, part.path, verified)  # fsync, rename to the final path, record
         part.discard()
-        self._record({entry.path: FileRecord.passed(Stat.of(final), result.digests[FINGERPRINT_ALG], expected)})
         self.progress.file_end(entry.path, "ok")
         return outcome
 
@@ -370,6 +368,7 @@ class Puller:
             meta["commit"] = self.commit
         if any(known.get(k) != v for k, v in meta.items()):  # a read-only cache is never written needlessly
             self._record(**meta)
+        self.notes += [n for n in self.target.finish().notes if n not in self.notes]
         report.commit = self.commit
         order = {e.path: i for i, e in enumerate(self.m.files)}
         report.files.sort(key=lambda f: order.get(f.path, 0))

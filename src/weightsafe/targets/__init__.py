@@ -1,11 +1,10 @@
 """Where verified files go: weightsafe's own cache, the Hugging Face cache, a deploy directory, a
 mirror directory, an S3 prefix. Every one is a ``Target`` (``base.py``): ``place`` each verified
-file, then ``finish`` the model; ``open_target`` is the one place that decides which kind.
+file, then ``finish`` the model; ``open_target`` is the one place that decides which kind::
 
-    >>> target = open_target("/srv/www", manifest=m, commit=commit)   # a mirror directory
-    >>> placements = place_all(target, ((f, cache_dir / f.path, records.get(f.path)) for f in m.files))
-    >>> target.finish().manifest
-    '/srv/www/org/name/resolve/<commit>/.weightsafe/manifest.toml'
+    target = open_target("/srv/www", manifest=m, commit=commit)   # a mirror directory
+    placements = place_all(target, ((f, cache_dir / f.path, records.get(f.path)) for f in m.files))
+    target.finish().manifest   # '/srv/www/org/name/resolve/<commit>/.weightsafe/manifest.toml'
 """
 
 from __future__ import annotations
