@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightsafe"
 
 #: Lowest first. A module may import from its own layer (without a cycle) or any layer below.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("values", {"_version", "errors", "settings", "manifest", "layout"}),
+    ("values", {"_version", "errors", "settings", "manifest", "layout", "text"}),
     ("I/O primitives", {"fsutil", "pipeline", "hashing", "concurrency", "progress", "s3client"}),
     ("records and cache", {"records", "cache", "pins"}),
     ("sources and targets", {"sources", "targets"}),

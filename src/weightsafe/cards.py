@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Iterable
 
-from .manifest import Digest, printable
+from .manifest import Digest
+from .text import escape
 
 #: hex length -> algorithm. 40 hex digits are also git commit and blob ids, so sha1 is taken
 #: only where the context names it (a heading, column, label or ``sha1sum`` line).
@@ -155,7 +156,7 @@ class _Scanner:
             return
         alg, problem = _decide(hexd, context)
         if problem:
-            self.problems.append(Finding("bad-length", name, f"line {line}: {printable(name)}: {problem}; "
+            self.problems.append(Finding("bad-length", name, f"line {line}: {escape(name)}: {problem}; "
                                                              f"not imported"))
         elif alg:
             self.found.append(CardDigest(name, alg, hexd.lower(), line))
@@ -245,7 +246,7 @@ def import_digests(text: str, repo_files: Iterable[str] | None, source: str = "c
     """
     found, problems = scan(text)
     files = list(repo_files) if repo_files is not None else None
-    where = printable(where)
+    where = escape(where)
     findings = [Finding(p.kind, p.name, f"{where}: {p.message}") for p in problems]
     chosen: dict[tuple[str, str], CardDigest] = {}
     conflicted: set[tuple[str, str]] = set()
@@ -266,7 +267,7 @@ def import_digests(text: str, repo_files: Iterable[str] | None, source: str = "c
         if prior and prior.hex != d.hex:
             conflicted.add(key)
             del chosen[key]
-            findings.append(Finding("conflict", path, f"{where}: {printable(path)}: {d.alg} {prior.hex} "
+            findings.append(Finding("conflict", path, f"{where}: {escape(path)}: {d.alg} {prior.hex} "
                                                       f"(line {prior.line}) "
                                                       f"contradicts {d.hex} (line {d.line}); neither imported"))
         elif not prior:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .manifest import Manifest, printable
+from .manifest import Manifest
+from .text import escape
 
 SHARD_RE = re.compile(r"-\d{5}-of-\d{5}\.(safetensors|bin)$")
 WEIGHTS = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -65,4 +66,4 @@ def lint(m: Manifest) -> LintReport:
 
 def _few(paths: list[str], n: int = 3) -> str:
     """The first ``n`` paths, escaped: a valid path may still hold bidi overrides (U+202E)."""
-    return ", ".join(printable(p) for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
+    return ", ".join(escape(p) for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from .errors import ManifestError
+from .text import escape
 
 SCHEMA_VERSION = 1
 
@@ -163,14 +164,6 @@ def check_relpath(path: Any, where: str = "path") -> str:
     return path
 
 
-def printable(text: str) -> str:
-    """``text`` as a message may carry it: itself when every character is printable, else its
-    ``repr`` (control, format and separator characters, lone surrogates escaped). Names in messages
-    come from cards, hubs and file systems an attacker may write; the CLI escapes what it prints
-    too, but a message also lands in manifest notes and JSON."""
-    return text if text.isprintable() else repr(text)
-
-
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
         raise ValueError("must be letters, digits, '.', '_' or '-', optionally ORG/NAME")
@@ -264,7 +257,7 @@ class _Validator:
     def unknown(self, table: dict, allowed: set, prefix: str) -> None:
         extra = sorted(set(table) - allowed)
         if extra:
-            raise self.fail(f"{prefix}{printable(extra[0])}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            raise self.fail(f"{prefix}{escape(extra[0])}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
     def string(self, table: dict, key: str, fld: str, required: bool = True) -> str | None:
         value = table.get(key)
@@ -321,7 +314,7 @@ class _Validator:
             raise self.fail("sources", "must be a table of source-id = \"description\"")
         for key, text in table.items():
             if not SOURCE_RE.match(key):
-                raise self.fail(f"sources.{printable(key)}", "id must be lowercase letters, digits, '.', '_', '-'")
+                raise self.fail(f"sources.{escape(key)}", "id must be lowercase letters, digits, '.', '_', '-'")
             if not isinstance(text, str) or not text.strip():
                 raise self.fail(f"sources.{key}", "must be a non-empty description string")
         return dict(table)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-import unicodedata
 
 from ..errors import WeightsafeError
+from ..text import escape
 
 MARK = {"ok": "ok", "cached": "ok", "downloaded": "ok", "failed": "FAIL", "mismatch": "MISMATCH",
         "missing": "MISSING", "wrong_size": "WRONG SIZE", "unexpected": "unexpected",
@@ -20,17 +20,6 @@ def size(n: int | None) -> str:
         if n >= div:
             return f"{n / div:.2f} {unit}"
     return f"{n} B"
-
-
-def escape(text: str) -> str:
-    """``text`` safe for a terminal: control characters (C0, C1 such as U+009B, which starts an
-    escape sequence on many terminals), format characters (bidi overrides) and lone surrogates are
-    written as ``\\xNN``/``\\uNNNN``. Names come from files and hubs an attacker may control;
-    ``--json`` keeps them exact instead (JSON escapes them itself)."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
-                   else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)
 
 
 def escaped(lines: list[str]) -> list[str]:
