@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..manifest import check_relpath
-from . import strict_json
+from .strict_json import loads as strict_loads
 from .model import Problem, Structure
 
 INDEXES = {"safetensors": "model.safetensors.index.json", "bin": "pytorch_model.bin.index.json"}
@@ -22,7 +22,7 @@ def check_index(directory: Path, fmt: str, structure: Structure, manifest_paths:
             return [Problem(name, f"{len(shard_files)} {fmt} shards but no index file")]
         return []
     try:
-        index = strict_json.loads(path.read_bytes())
+        index = strict_loads(path.read_bytes())
         if not isinstance(index, dict):
             raise ValueError("not a JSON object")
         weight_map = index.get("weight_map")

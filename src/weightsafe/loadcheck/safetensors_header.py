@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import struct
 
-from . import strict_json
+from .strict_json import StrictJSONError, loads as strict_loads
 from .model import DTYPE_SIZES, Problem, StructureError, TensorInfo
 
 MAX_HEADER = 100_000_000  # the safetensors library's own limit
@@ -49,8 +49,8 @@ def read_header(path: str | os.PathLike, label: str) -> tuple[list[TensorInfo], 
             fail(f"header length {n} runs past the end of the {size}-byte file")
         raw = fh.read(n)
     try:
-        header = strict_json.loads(raw, parse_int=_serde_int)
-    except strict_json.StrictJSONError as e:
+        header = strict_loads(raw, parse_int=_serde_int)
+    except StrictJSONError as e:
         fail(f"header is not valid UTF-8 JSON ({e})")
     if not isinstance(header, dict):
         fail("header is not a JSON object")
