@@ -1,9 +1,11 @@
 """The public API: what the CLI does, callable from Python with no subprocess.
 
     >>> import weightsafe
-    >>> path = weightsafe.pull("ibm-granite/granite-3.0-2b-instruct", hf_cache=True)
-    >>> weightsafe.verify("ibm-granite/granite-3.0-2b-instruct", full=True).ok
+    >>> path = weightsafe.pull("ibm-granite/granite-3.0-2b-instruct", hf_cache=True)  # doctest: +SKIP
+    >>> weightsafe.verify("ibm-granite/granite-3.0-2b-instruct", full=True).ok  # doctest: +SKIP
     True
+
+(Those two need the hub; every other example here runs offline, as a test: tests/test_doctests.py.)
 
 Every function reads the environment once (``Settings.from_env``); its keyword arguments win
 over it. Nothing here prints or exits: results are report objects, and every failure is a
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .errors import NotCachedError, PullFailed, UsageError
 from .locate import Context, Located, PathLike, locate
-from .manifest import Manifest
+from .manifest import Manifest, to_toml
 from .progress import Progress
 from .settings import Settings
 from .targets.hfcache import HFRepoCache
@@ -30,6 +32,11 @@ from .targets.localdir import LocalDir
 from .verify import VerifyReport, verify_directory
 
 if TYPE_CHECKING:  # the HTTP stack (requests, ~0.3 s to import) loads only for commands that use it
+    from .exporter import ExportReport
+    from .housekeeping import CacheListing, CleanReport
+    from .inventory import ManifestReport, ModelList
+    from .lint import LintRun
+    from .loadcheck import LoadReport  # torch and the readers load only when a check runs
     from .puller import PullPlan, PullReport
 
 
@@ -201,7 +208,8 @@ def _signed(directory: Path, signature: PathLike, public_key: PathLike | None,
 def check(name: str | None = None, *, revision: str | None = None, directory: PathLike | None = None,
           local_dir: PathLike | None = None, hf_cache: bool = False, manifest: PathLike | None = None,
           cache_dir: PathLike | None = None, device: str = "auto", structure_only: bool = False,
-          numerics: bool = False, strict: bool = False, forward: bool = False, settings: Settings | None = None):
+          numerics: bool = False, strict: bool = False, forward: bool = False,
+          settings: Settings | None = None) -> LoadReport:
     """Prove the weights usable: headers, pickle safety, index, config, then a load on ``device``.
     ``strict`` refuses auxiliary pickles (training_args.bin, ...) that import anything beyond the
     weight allowlist; ``forward`` also runs one short forward pass (needs transformers).
@@ -235,4 +243,187 @@ def path(name: str, *, revision: str | None = None, manifest: PathLike | None = 
     return directory
 
 
-__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "locate", "Context", "Located"]
+
+
+# ---------------------------------------------------------------- what is known, what is cached
+
+def models(*, cache_dir: PathLike | None = None, settings: Settings | None = None) -> ModelList:
+    """Every model weightsafe has a manifest for (packaged, user dirs, WEIGHTSAFE_MANIFEST_PATH),
+    and whether the cache holds it (``weightsafe list``)."""
+    from .inventory import available_models
+
+    ctx = Context.make(cache_dir=cache_dir, settings=settings)
+    return available_models(ctx.cache, ctx.dirs)
+
+
+def show(name: str, *, manifest: PathLike | None = None, cache_dir: PathLike | None = None,
+         settings: Settings | None = None) -> ManifestReport:
+    """The manifest NAME (or ``org/repo`` pinned by a pull, or the file ``manifest``) in full:
+    files, sizes, digests with their sources, and what it leaves unknown (``weightsafe show``)."""
+    from .inventory import ManifestReport
+
+    return ManifestReport(Context.make(cache_dir=cache_dir, settings=settings).resolve(name, manifest=manifest))
+
+
+def cache_ls(*, cache_dir: PathLike | None = None, settings: Settings | None = None) -> CacheListing:
+    """Every model in the cache, one row per commit under every name it was pulled as."""
+    from .housekeeping import listing
+
+    return listing(Context.make(cache_dir=cache_dir, settings=settings).cache)
+
+
+def cache_rm(spec: str, *, dry_run: bool = False, cache_dir: PathLike | None = None,
+             settings: Settings | None = None) -> CleanReport:
+    """Remove NAME or ORG/REPO[@REV] from the cache: files, records, partial downloads, locks.
+    Raises ``UsageError`` when nothing matches or a pull holds one of its locks; ``dry_run``
+    only says what would go."""
+    from .housekeeping import remove
+
+    return remove(Context.make(cache_dir=cache_dir, settings=settings).cache, spec, dry_run=dry_run)
+
+
+def cache_gc(*, dry_run: bool = False, cache_dir: PathLike | None = None,
+             settings: Settings | None = None) -> CleanReport:
+    """Remove partial downloads no pull is using, rejected copies, orphaned records and stale
+    temp files; never a lock file, never a verified model."""
+    from .housekeeping import gc
+
+    return gc(Context.make(cache_dir=cache_dir, settings=settings).cache, dry_run=dry_run)
+
+
+# ---------------------------------------------------------------- manifests: lint, write, pin
+
+def lint(paths: Iterable[PathLike], *, strict: bool = False) -> LintRun:
+    """Judge manifest files: a schema error makes the run exit 2; warnings (unpinned, no digest,
+    one source, ...) exit 1 only with ``strict``. Never raises for a bad manifest: it is reported."""
+    from .lint import lint_files
+
+    return lint_files(paths, strict)
+
+
+@dataclass(frozen=True)
+class CreatedManifest:
+    """``manifest create``: the manifest written, where to (None: not written), and what its
+    sources said that it could not hold (also in its notes)."""
+
+    manifest: Manifest
+    findings: tuple[str, ...]
+    output: str | None = None
+
+    ok = True
+    exit_code = 0
+
+    def to_toml(self) -> str:
+        return to_toml(self.manifest)
+
+    def to_dict(self) -> dict:
+        m = self.manifest
+        return {"command": "manifest create", "ok": True, "output": self.output, "name": m.name, "repo": m.repo,
+                "revision": m.revision, "files": len(m.files), "findings": list(self.findings),
+                "manifest": self.to_toml()}
+
+
+def manifest_create(spec: str | None = None, *, directory: PathLike | None = None, algs: Sequence[str] = ("sha256",),
+                    endpoint: str | None = None, name: str | None = None, repo: str | None = None,
+                    cards: Sequence[PathLike] = (), read_card: bool = True, signature: PathLike | None = None,
+                    public_key: PathLike | None = None, certificate_chain: Sequence[PathLike] = (),
+                    output: PathLike | None = None, jobs: int | None = None, cache_dir: PathLike | None = None,
+                    settings: Settings | None = None) -> CreatedManifest:
+    """Write a manifest for ``spec`` (``ORG/REPO[@REV]``, pinned to the commit it resolves to,
+    with every checksum its card publishes) or for the files in ``directory``; to ``output``
+    when given. With ``signature``, the digests a verified OpenSSF signature signs are merged in.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from weightsafe import api
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> model = Path(tmp.name, "tiny")
+    >>> model.mkdir()
+    >>> _ = (model / "config.json").write_text('{"model_type": "tiny"}')
+    >>> made = api.manifest_create(directory=model, name="tiny", output=Path(tmp.name, "tiny.toml"))
+    >>> made.manifest.name, len(made.manifest.files), made.manifest.files[0].digests[0].alg
+    ('tiny', 1, 'sha256')
+    >>> Path(tmp.name, "tiny.toml").is_file()
+    True
+    """
+    from . import authoring
+
+    if bool(spec) == bool(directory):
+        raise UsageError("give ORG/REPO[@REV] or --dir DIR (not both)")
+    if directory and (cards or not read_card or endpoint):
+        raise UsageError("--card, --no-readme and --endpoint describe a hub repo; not with --dir")
+    if spec and repo:
+        raise UsageError("--repo is for --dir; ORG/REPO is the argument itself")
+    signed = None
+    if signature:
+        from .signing import read_signed
+
+        signed = read_signed(signature, public_key, certificate_chain)
+    if directory:
+        skip = [Path(p) for p in (output, signature) if p]
+        made = authoring.from_dir(directory, name or Path(directory).resolve().name, repo, algs=algs, jobs=jobs,
+                                  skip=skip)
+    else:
+        assert spec is not None
+        from .catalog import split_spec
+
+        repo_id, rev = split_spec(spec)
+        ctx = Context.make(endpoint=endpoint, cache_dir=cache_dir, settings=settings)
+        made = authoring.from_hub(ctx.client(), repo_id, rev, name=name,
+                                  extra=authoring.read_texts(str(c) for c in cards), cache=ctx.cache,
+                                  read_card=read_card)
+    if signed:
+        made = authoring.add_signed(made, signed.digests, signed.describe())
+    if output:
+        authoring.write(made.manifest, output)
+    return CreatedManifest(made.manifest, tuple(f.message for f in made.findings),
+                           str(output) if output else None)
+
+
+@dataclass(frozen=True)
+class PinReport:
+    """``manifest pin``: the file, the commit it is now pinned at, and each change made to it
+    (none: it was already pinned and complete, and was not rewritten)."""
+
+    manifest: str
+    revision: str
+    changes: tuple[str, ...]
+
+    ok = True
+    exit_code = 0
+
+    def to_dict(self) -> dict:
+        return {"command": "manifest pin", "ok": True, "manifest": self.manifest, "revision": self.revision,
+                "changes": list(self.changes)}
+
+
+def manifest_pin(path: PathLike, *, revision: str | None = None, endpoint: str | None = None,
+                 settings: Settings | None = None) -> PinReport:
+    """Resolve the manifest file's branch revision (or ``revision``) to its commit on the hub and
+    fill missing sizes and hub digests, in place. A digest or size the hub contradicts raises
+    ``HubMismatchError``: the manifest was written for other bytes."""
+    from . import authoring
+    from .manifest import load
+
+    pinned, changes = authoring.pin(load(path), Context.make(endpoint=endpoint, settings=settings).client(), revision)
+    if changes:
+        authoring.write(pinned, path)
+    return PinReport(str(path), pinned.revision, tuple(changes))
+
+
+# ---------------------------------------------------------------- mirror
+
+def export(name: str, destination: PathLike, *, revision: str | None = None, cache_dir: PathLike | None = None,
+           alias: str | None = None, jobs: int | None = None, settings: Settings | None = None) -> ExportReport:
+    """Copy the verified model NAME from the cache to ``destination`` (a directory, or
+    ``s3://bucket/prefix``) in the hub's URL layout, so ``pull --endpoint`` can fetch it; see
+    ``exporter.export``. Re-running it is a no-op."""
+    from .exporter import export as _export
+
+    return _export(name, destination, revision=revision, cache_dir=cache_dir, alias=alias, jobs=jobs,
+                   settings=settings)
+
+
+__all__ = ["pull", "pull_report", "plan", "verify", "check", "path", "locate", "Context", "Located", "models",
+           "show", "cache_ls", "cache_rm", "cache_gc", "lint", "manifest_create", "manifest_pin", "export",
+           "CreatedManifest", "PinReport"]
