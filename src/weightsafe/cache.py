@@ -49,6 +49,13 @@ class Cache:
     ``name`` and ``revision`` slug them and check the result stays under the root; those that
     take a ``slug`` and ``rev`` take names read from the cache's own directories (``cache ls``,
     ``cache rm``, ``cache gc`` walking it) and only join them.
+
+    >>> from weightsafe.cache import Cache
+    >>> cache = Cache("/var/cache/weightsafe")
+    >>> cache.model_dir("org/tiny", "refs/pr/1").relative_to(cache.root).as_posix()
+    'models/org--tiny/refs--pr--1'
+    >>> cache.records_path("org--tiny", "main").relative_to(cache.root).as_posix()
+    'records/org--tiny/main.json'
     """
 
     def __init__(self, root: str | os.PathLike):

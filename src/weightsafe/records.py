@@ -102,7 +102,12 @@ class ModelRecord:
     asked for (``pulled``: a repo pulled with --include holds only those), and the file records.
 
     Read leniently, like every record: a field of the wrong type reads as absent (None), never
-    as an error, because the files themselves are the truth and are hashed again."""
+    as an error, because the files themselves are the truth and are hashed again.
+
+    >>> from weightsafe.records import ModelRecord
+    >>> ModelRecord.from_json({"name": "tiny", "commit": 7, "pulled": ["config.json"], "files": {}})
+    ModelRecord(name='tiny', repo=None, revision=None, commit=None, pulled=('config.json',), files={})
+    """
 
     name: str | None = None
     repo: str | None = None
