@@ -189,15 +189,61 @@ def test_api_failures_are_typed_errors_with_exit_codes(env, seeds, hub, monkeypa
         weightsafe.pull(REPO_SEED)
 
 
-def test_the_cli_is_a_thin_layer_over_the_api():
-    import inspect
+CLI_DIR = Path(weightsafe.__file__).parent / "cli"
+#: What a CLI module may import from the package: the API, and the values it prints or maps.
+CLI_MAY_IMPORT = {"api", "errors", "settings", "progress", "_version", "text", "cli"}  # the api and values
 
-    import weightsafe.cli as cli
-    source = inspect.getsource(cli)
-    for heavy in ("Puller(", "verify_directory(", "HubSource(", "open_source(", "load_check("):
-        assert heavy not in source, heavy
+
+def _package_imports(path: Path) -> set[str]:
+    """The top-level weightsafe modules ``path`` (a module of weightsafe.cli) imports, anywhere in it."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:  # from .x import / from . import x
+            found |= {"cli"}
+        elif isinstance(node, ast.ImportFrom) and node.level == 2:  # from ..x import y / from .. import x
+            found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("weightsafe"):
+            parts = node.module.split(".")
+            found |= {parts[1]} if len(parts) > 1 else {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("weightsafe.")}
+    return found
+
+
+def test_the_cli_is_a_thin_layer_over_the_api():
+    modules = sorted(CLI_DIR.glob("*.py"))
+    assert {p.stem for p in modules} >= {"__init__", "app", "options", "models", "cache", "manifest", "mirror",
+                                         "render"}
+    for path in modules:
+        source = path.read_text()
+        for heavy in ("Puller(", "verify_directory(", "HubSource(", "open_source(", "load_check(", "Context.make(", "json.dumps({"):
+            assert heavy not in source, f"cli/{path.name}: {heavy}"
+        reaching = _package_imports(path) - CLI_MAY_IMPORT
+        assert not reaching, f"cli/{path.name} imports {sorted(reaching)}: it should ask weightsafe.api"
     assert {"pull", "verify", "check", "path", "WeightsafeError"} <= set(weightsafe.__all__)
     assert (Path(weightsafe.__file__).parent / "py.typed").exists()
+
+
+def test_the_thin_layer_check_sees_a_use_case_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from .. import housekeeping\n    from ..catalog import split_spec\n"
+                   "    import weightsafe.lint\n    from weightsafe.signing import read_signed\n")
+    assert _package_imports(bad) - CLI_MAY_IMPORT == {"housekeeping", "catalog", "lint", "signing"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["verify", "--help"], ["cache", "ls"]])
+def test_start_up_does_not_import_the_http_or_s3_stack(args, tmp_path):
+    """`weightsafe list` and friends answer in a blink: requests (~0.3 s) and boto3 load only for
+    commands that talk to a hub or a bucket."""
+    env = {**os.environ, "WEIGHTSAFE_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "weightsafe", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "weightsafe.cli" in imported  # the probe sees the package's own imports
+    assert not {m for m in imported if m.split(".")[0] in ("requests", "boto3", "botocore", "urllib3", "torch")}
 
 
 def test_bad_settings_are_usage_errors_naming_the_variable(env):

@@ -21,8 +21,9 @@ from .cache import Cache
 from .cards import Finding, import_digests
 from .concurrency import verify_jobs
 from .errors import HubMismatchError, NoHubAPI, NotFound, UsageError
-from .fsutil import atomic_write, read_json_object
+from .fsutil import atomic_write
 from .hashing import hash_file
+from .records import Records
 from .sources.base import Published
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a hub is asked
@@ -104,10 +105,9 @@ def _cached_dirs(cache: Cache, repo: str, commit: str, names: Sequence[str]) -> 
             continue
         if d.is_dir():
             out.append(d)
-    models = cache.root / "models"
-    for d in sorted(models.glob(f"*/{commit}")) if models.is_dir() else ():  # pulled under a manifest name
-        if d not in out and read_json_object(cache.root / "records" / d.parent.name / f"{commit}.json").get("repo") == repo:
-            out.append(d)
+    for found in cache.model_dirs(revision=commit):  # pulled under a manifest name
+        if found.path not in out and Records(cache.records_path(found.slug, commit)).model().repo == repo:
+            out.append(found.path)
     return out
 
 

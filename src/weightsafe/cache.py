@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from .errors import DiskError, UsageError
 from .manifest import check_relpath
@@ -28,13 +27,36 @@ from .records import Records
 if TYPE_CHECKING:  # filelock loads only where a lock is taken: not on read-only paths (verify, path)
     from filelock import FileLock
 
+
 def slug(name: str) -> str:
     """File-system name of a model: ``org/repo`` becomes ``org--repo``."""
     return name.replace("/", "--")
 
 
+class CachedDir(NamedTuple):
+    """One model directory found in the cache, by its on-disk names: ``models/<slug>/<revision>``."""
+
+    slug: str
+    revision: str
+    path: Path
+
+
 class Cache:
-    """Paths and primitives of one cache root. Knows nothing of HTTP or manifests' meaning."""
+    """Paths and primitives of one cache root. Knows nothing of HTTP or manifests' meaning.
+
+    Every path of the layout is asked of this class, never joined by hand elsewhere: one place
+    spells it, so a reader (and a test) sees the whole on-disk format here. Methods that take a
+    ``name`` and ``revision`` slug them and check the result stays under the root; those that
+    take a ``slug`` and ``rev`` take names read from the cache's own directories (``cache ls``,
+    ``cache rm``, ``cache gc`` walking it) and only join them.
+
+    >>> from weightsafe.cache import Cache
+    >>> cache = Cache("/var/cache/weightsafe")
+    >>> cache.model_dir("org/tiny", "refs/pr/1").relative_to(cache.root).as_posix()
+    'models/org--tiny/refs--pr--1'
+    >>> cache.records_path("org--tiny", "main").relative_to(cache.root).as_posix()
+    'records/org--tiny/main.json'
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(os.path.abspath(Path(root).expanduser()))
@@ -79,6 +101,58 @@ class Cache:
 
     def pinned_dir(self) -> Path:
         return self._under("manifests")
+
+    # ------------------------------------------------------------ the layout, by on-disk names
+
+    def models_dir(self) -> Path:
+        """``models/``: verified files only."""
+        return self.root / "models"
+
+    def partial_root(self) -> Path:
+        """``partial/``: downloads in progress (``.part`` + ``.part.json``) and rejected copies."""
+        return self.root / "partial"
+
+    def locks_root(self) -> Path:
+        """``locks/``: one lock file per file being fetched."""
+        return self.root / "locks"
+
+    def records_root(self) -> Path:
+        """``records/``: one JSON document per model directory (``_dirs/`` for directories outside)."""
+        return self.root / "records"
+
+    def cached_dir(self, slug: str, rev: str) -> Path:
+        """``models/<slug>/<rev>`` (``model_dir`` for a name and revision as a user gives them)."""
+        return self.models_dir() / slug / rev
+
+    def records_path(self, slug: str, rev: str) -> Path:
+        """The records document of ``models/<slug>/<rev>``."""
+        return self.records_root() / slug / f"{rev}.json"
+
+    def locks_dir(self, slug: str, rev: str) -> Path:
+        return self.locks_root() / slug / rev
+
+    def partial_dir(self, slug: str, rev: str) -> Path:
+        return self.partial_root() / slug / rev
+
+    def part_lock_path(self, partial_relpath: str) -> Path:
+        """The lock guarding a part file, from its path relative to ``partial/`` without the
+        ``.part``/``.part.json`` suffix (``<slug>/<rev>/<internal name>``)."""
+        return self.locks_root() / f"{partial_relpath}.lock"
+
+    def pinned_manifest_path(self, slug: str, commit: str) -> Path:
+        """Where ``pull ORG/REPO`` kept the manifest it pinned at ``commit``."""
+        return self.pinned_dir() / f"{slug}@{commit}.toml"
+
+    def model_dirs(self, revision: str | None = None) -> Iterator[CachedDir]:
+        """Every model directory in the cache (only those of ``revision`` if given), sorted."""
+        models = self.models_dir()
+        if not models.is_dir():
+            return
+        for model in sorted(models.iterdir()):
+            if model.is_dir():
+                for rev in sorted(model.iterdir()):
+                    if rev.is_dir() and (revision is None or rev.name == revision):
+                        yield CachedDir(model.name, rev.name, self.cached_dir(model.name, rev.name))
 
     def ensure_dir(self, path: Path) -> None:
         try:
@@ -128,4 +202,4 @@ def _safe_rev(revision: str) -> str:
     return name
 
 
-__all__ = ["Cache", "internal_name", "slug"]
+__all__ = ["Cache", "CachedDir", "internal_name", "slug"]

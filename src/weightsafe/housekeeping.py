@@ -13,9 +13,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .cache import Cache
-from .fsutil import read_json_object
 from .records import Records
 from .errors import UsageError
 from .manifest import FULL_COMMIT_RE
@@ -41,9 +41,31 @@ class CachedModel:
 
 
 @dataclass(frozen=True)
+class CacheListing:
+    """``weightsafe cache ls``: the cache root and every model in it."""
+
+    root: Path
+    models: tuple[CachedModel, ...]
+
+    ok = True
+    exit_code = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(m.bytes for m in self.models)
+
+    def to_dict(self) -> dict:
+        return {"command": "cache ls", "ok": True, "cache": str(self.root), "models": [m.to_dict() for m in self.models]}
+
+
+RemovalKind = Literal["model", "records", "partial", "rejected", "lock", "orphan-records", "temp",
+                      "pinned-manifest"]
+
+
+@dataclass(frozen=True)
 class Removal:
     path: str
-    kind: str  # model | records | partial | rejected | lock | orphan-records | temp
+    kind: RemovalKind
     bytes: int
 
 
@@ -72,31 +94,19 @@ def _size(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _entries(cache: Cache):
-    """(slug, revision dir name, model dir) for every model directory in the cache."""
-    models = cache.root / "models"
-    if not models.is_dir():
-        return
-    for model in sorted(models.iterdir()):
-        if model.is_dir():
-            for rev in sorted(model.iterdir()):
-                if rev.is_dir():
-                    yield model.name, rev.name, rev
-
-
 def list_models(cache: Cache) -> list[CachedModel]:
     """Every model in the cache; one commit stored under two names (a manifest name and its repo
     id) is one row naming both."""
     groups: dict[tuple, dict] = {}
-    for model_slug, rev, directory in _entries(cache):
-        path = cache.root / "records" / model_slug / f"{rev}.json"
-        meta = read_json_object(path)
-        name = meta.get("name") or model_slug.replace("--", "/")
-        repo = meta.get("repo") or name
-        revision = meta.get("revision") or rev
-        commit = meta.get("commit") or (revision if FULL_COMMIT_RE.match(revision) else None)
+    for model_slug, rev, directory in cache.model_dirs():
+        path = cache.records_path(model_slug, rev)
+        record = Records(path).model()
+        name = record.name or model_slug.replace("--", "/")
+        repo = record.repo or name
+        revision = record.revision or rev
+        commit = record.commit or (revision if FULL_COMMIT_RE.match(revision) else None)
         files = [p for p in directory.rglob("*") if p.is_file()]
-        stamps = [r.verified_at for r in Records.files_of(meta).values() if r.verified_at]
+        stamps = [r.verified_at for r in record.files.values() if r.verified_at]
         verified = max(stamps) if stamps else (path.stat().st_mtime if path.is_file() else None)
         key = (repo, commit or f"{name}@{revision}")
         g = groups.setdefault(key, {"names": [], "revisions": [], "dirs": [], "files": 0, "bytes": 0,
@@ -115,6 +125,11 @@ def list_models(cache: Cache) -> list[CachedModel]:
     return [CachedModel(tuple(dict.fromkeys(g["names"])), g["repo"], tuple(dict.fromkeys(g["revisions"])),
                         g["commit"], tuple(g["dirs"]), g["files"], g["bytes"], g["verified"])
             for g in groups.values()]
+
+
+def listing(cache: Cache) -> CacheListing:
+    """``list_models`` with the root it looked in."""
+    return CacheListing(cache.root, tuple(list_models(cache)))
 
 
 @contextmanager
@@ -156,24 +171,24 @@ def remove(cache: Cache, spec: str, dry_run: bool = False) -> CleanReport:
     name, _, rev = spec.partition("@")
     report = CleanReport("cache rm", dry_run)
     matched = []
-    for model_slug, rev_dir, directory in _entries(cache):
-        meta = read_json_object(cache.root / "records" / model_slug / f"{rev_dir}.json")
-        names = {meta.get("name"), meta.get("repo"), model_slug.replace("--", "/"), model_slug}
-        revs = {meta.get("revision"), meta.get("commit"), rev_dir}
+    for model_slug, rev_dir, directory in cache.model_dirs():
+        record = Records(cache.records_path(model_slug, rev_dir)).model()
+        names = {record.name, record.repo, model_slug.replace("--", "/"), model_slug}
+        revs = {record.revision, record.commit, rev_dir}
         if name in names and (not rev or rev in revs or any(r and r.startswith(rev) for r in revs if len(rev) >= 7)):
             matched.append((model_slug, rev_dir, directory))
     if not matched:
         raise UsageError(f"{spec}: not in the cache {cache.root} (see `weightsafe cache ls`)")
     for model_slug, rev_dir, directory in matched:
-        held = _locked_any(cache.root / "locks" / model_slug / rev_dir)
+        held = _locked_any(cache.locks_dir(model_slug, rev_dir))
         if held:
             raise UsageError(f"{spec}: a pull is in progress ({held} is locked); try again when it ends")
-        candidates = [(directory, "model"), (cache.root / "records" / model_slug / f"{rev_dir}.json", "records"),
-                      (cache.root / "records" / model_slug / f"{rev_dir}.json.lock", "lock"),
-                      (cache.root / "partial" / model_slug / rev_dir, "partial"),
-                      (cache.root / "locks" / model_slug / rev_dir, "lock")]
+        records = cache.records_path(model_slug, rev_dir)
+        candidates: list[tuple[Path, RemovalKind]] = [
+            (directory, "model"), (records, "records"), (records.with_name(records.name + ".lock"), "lock"),
+            (cache.partial_dir(model_slug, rev_dir), "partial"), (cache.locks_dir(model_slug, rev_dir), "lock")]
         if FULL_COMMIT_RE.match(rev_dir):
-            candidates.append((cache.root / "manifests" / f"{model_slug}@{rev_dir}.toml", "pinned-manifest"))
+            candidates.append((cache.pinned_manifest_path(model_slug, rev_dir), "pinned-manifest"))
         for path, kind in candidates:
             if path.exists():
                 report.removed.append(Removal(str(path), kind, _size(path)))
@@ -188,7 +203,7 @@ def gc(cache: Cache, dry_run: bool = False, now: float | None = None) -> CleanRe
     processes each hold "the" lock (they are empty files)."""
     report = CleanReport("cache gc", dry_run)
     now = now or time.time()
-    partial = cache.root / "partial"
+    partial = cache.partial_root()
     if partial.is_dir():
         for path in sorted(partial.rglob("*")):
             if not path.is_file():
@@ -202,28 +217,27 @@ def gc(cache: Cache, dry_run: bool = False, now: float | None = None) -> CleanRe
             if base is None:
                 report.removed.append(Removal(str(path), "temp", _size(path)))
                 continue
-            with _unless_locked(cache.root / "locks" / f"{base}.lock") as free:
+            with _unless_locked(cache.part_lock_path(base)) as free:
                 if free:
                     report.removed.append(Removal(str(path), "partial", _size(path)))
                 else:
                     report.skipped.append(f"{path}: a pull holds it")
-    records = cache.root / "records"
+    records = cache.records_root()
     if records.is_dir():
         for path in sorted(records.glob("*/*.json")):
             if path.parent.name == "_dirs":
                 continue
-            if not (cache.root / "models" / path.parent.name / path.stem).is_dir():
+            if not cache.cached_dir(path.parent.name, path.stem).is_dir():
                 report.removed.append(Removal(str(path), "orphan-records", _size(path)))
-    for area in ("records", "manifests", "models"):
-        base = cache.root / area
+    for base in (cache.records_root(), cache.pinned_dir(), cache.models_dir()):
         if base.is_dir():
             for path in base.rglob(".*.tmp"):
                 if now - path.lstat().st_mtime > 3600:  # an atomic write that died, not one in flight
                     report.removed.append(Removal(str(path), "temp", _size(path)))
     if not dry_run:
         _carry_out(report)
-        for area in ("partial", "locks", "records", "models"):
-            _prune_empty(cache.root / area)
+        for area in (cache.partial_root(), cache.locks_root(), cache.records_root(), cache.models_dir()):
+            _prune_empty(area)
     return report
 
 
@@ -259,4 +273,5 @@ def _prune_empty(top: Path, stop_at_depth: bool = False) -> None:
                 pass
 
 
-__all__ = ["CachedModel", "CleanReport", "Removal", "list_models", "remove", "gc"]
+__all__ = ["CacheListing", "CachedModel", "CleanReport", "Removal", "RemovalKind", "gc", "list_models", "listing",
+           "remove"]

@@ -7,10 +7,13 @@ can check, every digest resting on one source, a sharded model without its index
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
-from .manifest import Manifest
+from .errors import ExitCode, ManifestError
+from .manifest import Manifest, load
 from .text import escape
 
 SHARD_RE = re.compile(r"-\d{5}-of-\d{5}\.(safetensors|bin)$")
@@ -64,6 +67,47 @@ def lint(m: Manifest) -> LintReport:
     return LintReport(m.origin, tuple(out))
 
 
+@dataclass(frozen=True)
+class LintRun:
+    """``weightsafe manifest lint FILE...``: a report per manifest that parses, and the schema
+    error of each that does not. Schema errors exit 2; warnings exit 1 only when ``strict``."""
+
+    strict: bool
+    reports: tuple[LintReport, ...]
+    errors: tuple[ManifestError, ...]
+
+    @property
+    def warned(self) -> bool:
+        return any(r.warnings for r in self.reports)
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.USAGE if self.errors else ExitCode.INTEGRITY if self.strict and self.warned else ExitCode.OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def to_dict(self) -> dict:
+        return {"command": "manifest lint", "ok": self.ok, "strict": self.strict,
+                "manifests": [r.to_dict() for r in self.reports],
+                "errors": [{"manifest": e.source, "field": e.field, "reason": e.reason} for e in self.errors]}
+
+
+def lint_files(paths: Iterable[str | os.PathLike], strict: bool = False) -> LintRun:
+    """Load and lint each manifest file; one that does not parse is an error, not a stop."""
+    reports, errors = [], []
+    for path in paths:
+        try:
+            reports.append(lint(load(path)))
+        except ManifestError as e:
+            errors.append(e)
+    return LintRun(strict, tuple(reports), tuple(errors))
+
+
 def _few(paths: list[str], n: int = 3) -> str:
     """The first ``n`` paths, escaped: a valid path may still hold bidi overrides (U+202E)."""
     return ", ".join(escape(p) for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
+
+
+__all__ = ["LintReport", "LintRun", "LintWarning", "lint", "lint_files"]

@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 from filelock import Timeout
 
@@ -28,16 +29,22 @@ from .sources.base import RemoteFile, Source
 from .sources.resume import Cancelled, PartFile
 from .targets.base import Placement
 from .targets.cache import CacheTarget
-from .verify import compare, explain, verify_file
+from .verify import VerifyReport, compare, explain, verify_file
 
 HUB_HEAD_SOURCE = "hub-head"
 SPACE_MARGIN = 64 * 1024 * 1024  # never fill a disk to the last byte: keep min(this, 5% of the pull)
 
 
+#: What a pull did with a file: found it verified in the cache, downloaded and verified it, or failed.
+FileStatus = Literal["cached", "downloaded", "failed"]
+#: What a pull would do with a file (``pull --dry-run``).
+PlannedAction = Literal["cached", "verify", "resume", "fetch"]
+
+
 @dataclass
 class FileOutcome:
     path: str
-    status: str  # cached | downloaded | failed
+    status: FileStatus
     size: int = 0
     fetched: int = 0
     resumed_from: int = 0
@@ -66,7 +73,7 @@ class PullReport:
     target: str | None = None
     placements: list[Placement] = field(default_factory=list)
     #: the pulled files judged against an OpenSSF model signature, when one was given
-    signature: object | None = None  # a verify.VerifyReport
+    signature: VerifyReport | None = None
 
     @property
     def path(self) -> str:
@@ -109,7 +116,7 @@ class PlannedFile:
     """What a pull would do with one file: cached, verify (present, not yet recorded), resume, fetch."""
 
     path: str
-    action: str
+    action: PlannedAction
     size: int | None
     have: int = 0  # bytes already on disk for a resume
 

@@ -1,5 +1,6 @@
 """What was proven about files, kept beside them: a file's stat, its xxh3-128 fingerprint and the
-digests it passed (``FileRecord``), and one JSON document of them per model directory (``Records``).
+digests it passed (``FileRecord``), and one JSON document of them per model directory (``Records``),
+read as a ``ModelRecord`` (which model, which commit, which files were asked for).
 
 Records are hints, not the truth: a record that does not parse is no record, and one whose stat
 differs from the file's says nothing about it. The JSON form is unchanged from earlier releases.
@@ -90,6 +91,42 @@ class FileRecord:
         return replace(self, stat=stat)
 
 
+def _opt_str(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The records document of one model directory, typed: which model it holds (``name``,
+    ``repo``, the ``revision`` asked for and the ``commit`` it resolved to), the paths a pull was
+    asked for (``pulled``: a repo pulled with --include holds only those), and the file records.
+
+    Read leniently, like every record: a field of the wrong type reads as absent (None), never
+    as an error, because the files themselves are the truth and are hashed again.
+
+    >>> from weightsafe.records import ModelRecord
+    >>> ModelRecord.from_json({"name": "tiny", "commit": 7, "pulled": ["config.json"], "files": {}})
+    ModelRecord(name='tiny', repo=None, revision=None, commit=None, pulled=('config.json',), files={})
+    """
+
+    name: str | None = None
+    repo: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    pulled: tuple[str, ...] | None = None
+    files: dict[str, FileRecord] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data) -> "ModelRecord":
+        if not isinstance(data, dict):
+            return cls()
+        pulled = data.get("pulled")
+        return cls(_opt_str(data.get("name")), _opt_str(data.get("repo")), _opt_str(data.get("revision")),
+                   _opt_str(data.get("commit")),
+                   tuple(p for p in pulled if isinstance(p, str)) if isinstance(pulled, list) else None,
+                   Records.files_of(data))
+
+
 class Records:
     """Per-file facts for one model directory: stat, xxh3-128 fingerprint, verified digests.
 
@@ -105,6 +142,10 @@ class Records:
 
     def files(self) -> dict[str, FileRecord]:
         return self.files_of(self.load())
+
+    def model(self) -> ModelRecord:
+        """The whole document, typed (an absent or unreadable one is an empty ``ModelRecord``)."""
+        return ModelRecord.from_json(self.load())
 
     @staticmethod
     def files_of(data: dict) -> dict[str, FileRecord]:
@@ -131,4 +172,4 @@ class Records:
             atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
-__all__ = ["FileRecord", "Records", "Stat"]
+__all__ = ["FileRecord", "ModelRecord", "Records", "Stat"]

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Literal
 
 from .records import FileRecord, Records, Stat
 from .concurrency import verify_jobs
@@ -21,9 +21,20 @@ from .errors import IntegrityError, first_of
 from .hashing import FINGERPRINT_ALG, hash_file
 from .manifest import Digest, FileEntry, Manifest, selected
 
-OK, MISMATCH, MISSING, WRONG_SIZE, UNEXPECTED, UNVERIFIABLE, ERROR = (
-    "ok", "mismatch", "missing", "wrong_size", "unexpected", "unverifiable", "error")
-FAILING = {MISMATCH, MISSING, WRONG_SIZE, UNVERIFIABLE, ERROR}
+#: A file's verdict: ``ok``; ``unexpected`` (on disk, not in the manifest: fails only with strict);
+#: or one of the failures in FAILING.
+VerdictStatus = Literal["ok", "mismatch", "missing", "wrong_size", "unexpected", "unverifiable", "error"]
+#: How a file was judged: its recorded fingerprint, every manifest digest, or not at all ("").
+VerdictMethod = Literal["", "fingerprint", "full"]
+
+OK: VerdictStatus = "ok"
+MISMATCH: VerdictStatus = "mismatch"
+MISSING: VerdictStatus = "missing"
+WRONG_SIZE: VerdictStatus = "wrong_size"
+UNEXPECTED: VerdictStatus = "unexpected"
+UNVERIFIABLE: VerdictStatus = "unverifiable"
+ERROR: VerdictStatus = "error"
+FAILING: frozenset[VerdictStatus] = frozenset({MISMATCH, MISSING, WRONG_SIZE, UNVERIFIABLE, ERROR})
 
 
 @dataclass(frozen=True)
@@ -71,12 +82,12 @@ def expected_digests(entry: FileEntry, record: FileRecord | None) -> tuple[Diges
 @dataclass
 class FileVerdict:
     path: str
-    status: str
+    status: VerdictStatus
     message: str = ""
     expected_size: int | None = None
     actual_size: int | None = None
     checks: list[DigestCheck] = field(default_factory=list)
-    method: str = ""  # "fingerprint" or "full"
+    method: VerdictMethod = ""
 
     @property
     def failed(self) -> bool:

@@ -41,6 +41,12 @@ def _say(lines: list[str]) -> None:
         click.echo(line, err=line.startswith(("error:", "warning:")))
 
 
+def _echo(lines: list[str]) -> None:
+    """Lines that are all output (a listing, a manifest), to stdout whatever they start with."""
+    for line in lines:
+        click.echo(line)
+
+
 def guarded(fn):
     """Run a command so that every failure is one line (or one JSON object) and an exit code."""
 

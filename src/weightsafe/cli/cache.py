@@ -10,7 +10,7 @@ from .. import api
 from ..errors import UsageError
 from .app import _emit, _say, guarded, main
 from .options import cache_option, json_option
-from .render import clean_text, emit_json, models_text, size
+from .render import clean_text, models_text, size
 
 
 @main.group()
@@ -24,15 +24,7 @@ def cache():
 @guarded
 def cache_ls(cache_dir, as_json):
     """Every model in the cache (repo-id pulls too): names, size, revision, last verified."""
-    ctx = api.Context.make(cache_dir=cache_dir)
-    from .. import housekeeping
-
-    models = housekeeping.list_models(ctx.cache)
-    if as_json:
-        emit_json({"command": "cache ls", "ok": True, "cache": str(ctx.cache.root),
-                   "models": [m.to_dict() for m in models]})
-    else:
-        _say(models_text(ctx.cache.root, models))
+    _emit(api.cache_ls(cache_dir=cache_dir), models_text, False, as_json)
     return 0
 
 
@@ -45,10 +37,7 @@ def cache_ls(cache_dir, as_json):
 @guarded
 def cache_rm(name, yes, dry_run, cache_dir, as_json):
     """Remove NAME or ORG/REPO[@REV] from the cache (files, records, partial downloads)."""
-    ctx = api.Context.make(cache_dir=cache_dir)
-    from .. import housekeeping
-
-    plan = housekeeping.remove(ctx.cache, name, dry_run=True)
+    plan = api.cache_rm(name, dry_run=True, cache_dir=cache_dir)
     if not dry_run and not yes:
         if as_json or not sys.stdin.isatty():
             raise UsageError(f"cache rm {name}: would remove {len(plan.removed)} item(s), {size(plan.bytes)}; "
@@ -56,7 +45,7 @@ def cache_rm(name, yes, dry_run, cache_dir, as_json):
         _say(clean_text(plan))
         if not click.confirm("Remove these?", default=False, err=True):
             raise UsageError("nothing removed")
-    report = plan if dry_run else housekeeping.remove(ctx.cache, name)
+    report = plan if dry_run else api.cache_rm(name, cache_dir=cache_dir)
     _emit(report, clean_text, False, as_json)
     return 0
 
@@ -68,8 +57,6 @@ def cache_rm(name, yes, dry_run, cache_dir, as_json):
 @guarded
 def cache_gc(dry_run, cache_dir, as_json):
     """Remove partial downloads no pull is using, rejected copies and orphaned records."""
-    from .. import housekeeping
-
-    report = housekeeping.gc(api.Context.make(cache_dir=cache_dir).cache, dry_run=dry_run)
+    report = api.cache_gc(dry_run=dry_run, cache_dir=cache_dir)
     _emit(report, clean_text, False, as_json)
     return 0

@@ -1,22 +1,20 @@
 """`weightsafe manifest ...`: write a manifest for any model, lint one, pin one.
 
-A thin layer over authoring.py and lint.py (registered on the main group in cli/__init__.py). Findings
-(card digests that could not be imported, sources that disagree) go to stderr as warnings and
-into the manifest's notes; the manifest itself goes to -o FILE or stdout.
+A thin layer over ``api.manifest_create``, ``api.lint`` and ``api.manifest_pin`` (registered on
+the main group in cli/__init__.py). Findings (card digests that could not be imported, sources
+that disagree) go to stderr as warnings and into the manifest's notes; the manifest itself goes
+to -o FILE or stdout.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from .. import api, catalog
-from .. import manifest as mf
-from ..errors import ExitCode, ManifestError, UsageError
-from .app import guarded
+from .. import api
+from ..errors import ExitCode
+from .app import _echo, _say, guarded
 from .options import cache_option, json_option, signature_options
-from .render import emit_json
+from .render import created_text, emit_json, lint_text, pin_text
 
 
 def _warn(lines) -> None:
@@ -49,44 +47,17 @@ def manifest_group():
 def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signature, public_key,
            certificate_chain, output, jobs, cache_dir, as_json):
     """Write a manifest for ORG/REPO[@REV] (pinned to its commit) or for local files (--dir)."""
-    from .. import authoring  # here, not at the top: every command's start-up would pay for it
-
-    if bool(spec) == bool(directory):
-        raise UsageError("give ORG/REPO[@REV] or --dir DIR (not both)")
-    if directory and (cards or no_readme or endpoint):
-        raise UsageError("--card, --no-readme and --endpoint describe a hub repo; not with --dir")
-    if spec and repo:
-        raise UsageError("--repo is for --dir; ORG/REPO is the argument itself")
-    signed = None
-    if signature:
-        from ..signing import read_signed
-
-        signed = read_signed(signature, public_key, certificate_chain)
-    if directory:
-        algs = [a.strip() for a in alg.split(",") if a.strip()]
-        skip = [Path(p) for p in (output, signature) if p]
-        made = authoring.from_dir(directory, name or Path(directory).resolve().name, repo, algs=algs, jobs=jobs,
-                                  skip=skip)
-    else:
-        repo_id, rev = catalog.split_spec(spec)
-        ctx = api.Context.make(endpoint=endpoint, cache_dir=cache_dir)
-        made = authoring.from_hub(ctx.source(), repo_id, rev, name=name, extra=authoring.read_texts(cards),
-                                  cache=ctx.cache, read_card=not no_readme)
-    if signed:
-        made = authoring.add_signed(made, signed.digests, signed.describe())
-    _warn(f.message for f in made.findings)
-    if output:
-        authoring.write(made.manifest, output)
+    algs = [a.strip() for a in alg.split(",") if a.strip()]
+    made = api.manifest_create(spec, directory=directory, algs=algs, endpoint=endpoint, name=name, repo=repo,
+                               cards=cards, read_card=not no_readme, signature=signature, public_key=public_key,
+                               certificate_chain=certificate_chain, output=output, jobs=jobs, cache_dir=cache_dir)
+    _warn(made.findings)
     if as_json:
-        emit_json({"command": "manifest create", "ok": True, "output": output, "name": made.manifest.name,
-                   "repo": made.manifest.repo, "revision": made.manifest.revision,
-                   "files": len(made.manifest.files), "findings": [f.message for f in made.findings],
-                   "manifest": mf.to_toml(made.manifest)})
+        emit_json(made.to_dict())
     elif output:
-        click.echo(f"wrote {output}: {made.manifest.name}, {len(made.manifest.files)} files at "
-                   f"{made.manifest.revision}", err=True)
+        click.echo(created_text(made), err=True)
     else:
-        click.echo(mf.to_toml(made.manifest), nl=False)
+        click.echo(made.to_toml(), nl=False)
     return ExitCode.OK
 
 
@@ -97,29 +68,12 @@ def create(spec, directory, alg, endpoint, name, repo, cards, no_readme, signatu
 @guarded
 def lint_cmd(files, strict, as_json):
     """Check manifests: schema errors exit 2; warnings for what they leave unchecked."""
-    from ..lint import lint as lint_manifest
-
-    reports, errors = [], []
-    for path in files:
-        try:
-            reports.append(lint_manifest(mf.load(path)))
-        except ManifestError as e:
-            errors.append(e)
-    warned = any(r.warnings for r in reports)
-    code = ExitCode.USAGE if errors else ExitCode.INTEGRITY if strict and warned else ExitCode.OK
+    run = api.lint(files, strict=strict)
     if as_json:
-        emit_json({"command": "manifest lint", "ok": code == 0, "strict": strict,
-                   "manifests": [r.to_dict() for r in reports],
-                   "errors": [{"manifest": e.source, "field": e.field, "reason": e.reason} for e in errors]})
-        return code
-    for r in reports:
-        for w in r.warnings:
-            click.echo(f"warning: {r.origin}: {w.message} [{w.code}]", err=True)
-        if not r.warnings:
-            click.echo(f"{r.origin}: ok")
-    for e in errors:
-        click.echo(f"error: {e}", err=True)
-    return code
+        emit_json(run.to_dict())
+    else:
+        _say(lint_text(run))
+    return run.exit_code
 
 
 @manifest_group.command(name="pin")
@@ -130,21 +84,9 @@ def lint_cmd(files, strict, as_json):
 @guarded
 def pin_cmd(file, revision, endpoint, as_json):
     """Resolve FILE's branch revision to its commit and fill missing sizes and hub digests, in place."""
-    from .. import authoring
-
-    m = mf.load(file)
-    pinned, changes = authoring.pin(m, api.Context.make(endpoint=endpoint).source(), revision)
-    if changes:
-        authoring.write(pinned, file)
+    report = api.manifest_pin(file, revision=revision, endpoint=endpoint)
     if as_json:
-        emit_json({"command": "manifest pin", "ok": True, "manifest": file, "revision": pinned.revision,
-                   "changes": changes})
-        return ExitCode.OK
-    if not changes:
-        click.echo(f"{file}: already pinned and complete")
-        return ExitCode.OK
-    for c in changes:
-        click.echo(f"  {c}")
-    click.echo(f"{file}: pinned at {pinned.revision} ({len(changes)} change(s))")
+        emit_json(report.to_dict())
+    else:
+        _echo(pin_text(report))
     return ExitCode.OK
-

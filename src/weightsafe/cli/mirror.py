@@ -1,10 +1,11 @@
 """``weightsafe mirror``: publish verified models for a fleet (a directory nginx or a CDN serves,
-or an S3 bucket). The work is in exporter.py; this only parses options and prints the report."""
+or an S3 bucket). The work is in exporter.py, behind ``api.export``; this only parses options and prints the report."""
 
 from __future__ import annotations
 
 import click
 
+from .. import api
 from .app import _emit, guarded
 from .options import cache_option, jobs_option, output_options, revision_option
 from .render import export_text
@@ -28,10 +29,7 @@ def mirror():
 def export(name, destination, revision, alias, jobs, cache_dir, quiet, as_json):
     """Copy NAME (verified in the cache) to DESTINATION in the hub's URL layout:
     a directory (hard links where possible) or s3://bucket/prefix. Re-running it is a no-op."""
-    from .. import exporter  # loads only for `mirror export`, not every command's start-up
-
-    report = exporter.export(name, destination, revision=revision, cache_dir=cache_dir,
-                               alias=alias, jobs=jobs)
+    report = api.export(name, destination, revision=revision, cache_dir=cache_dir, alias=alias, jobs=jobs)
     _emit(report, export_text, quiet, as_json)
     return 0
 

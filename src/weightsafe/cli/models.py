@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import click
 
-from .. import api, catalog
+from .. import api
 from ..errors import ExitCode
 from ..settings import Settings
-from .app import CANCEL, _emit, _progress, _say, _tune_allocator, guarded, main
+from .app import CANCEL, _echo, _emit, _progress, _say, _tune_allocator, guarded, main
 from .options import (cache_option, device_option, jobs_option, json_option, keep_cache_option, manifest_option,
                       output_options, revision_option, select_options, signature_options, where_options)
-from .render import check_text, emit_json, escape, plan_text, pull_text, size, verify_text
+from .render import check_text, emit_json, list_text, plan_text, pull_text, show_text, verify_text
 
 
 @main.command()
@@ -120,18 +120,11 @@ def check(name, revision, directory, local_dir, hf_cache, manifest_path, structu
 @guarded
 def list_(cache_dir, as_json):
     """List the models weightsafe has manifests for, and whether each is in the cache."""
-    ctx = api.Context.make(cache_dir=cache_dir)
-    rows = []
-    for m, path in catalog.available(ctx.dirs):
-        present = ctx.cache.model_dir(m.name, m.revision).is_dir()
-        rows.append({"name": m.name, "repo": m.repo, "revision": m.revision, "files": len(m.files),
-                     "bytes": m.known_bytes, "cached": present, "manifest": str(path)})
+    report = api.models(cache_dir=cache_dir)
     if as_json:
-        emit_json({"command": "list", "ok": True, "models": rows})
+        emit_json(report.to_dict())
     else:
-        for r in rows:
-            click.echo(f"{r['name']:<36} {r['repo']:<60} {r['files']:>3} files {size(r['bytes']):>10}"
-                       f"{'  cached' if r['cached'] else ''}")
+        _echo(list_text(report))
     return 0
 
 
@@ -143,32 +136,11 @@ def list_(cache_dir, as_json):
 @guarded
 def show(name, manifest_path, cache_dir, as_json):
     """Show a manifest: repo, revision, files, sizes, digests and their sources, and what is unknown."""
-    m = api.Context.make(cache_dir=cache_dir).resolve(name, manifest=manifest_path)
-    unknown = [f.path for f in m.files if not f.digests]
-    no_size = [f.path for f in m.files if f.size is None]
+    report = api.show(name, manifest=manifest_path, cache_dir=cache_dir)
     if as_json:
-        emit_json({"command": "show", "ok": True, "name": m.name, "repo": m.repo, "revision": m.revision,
-                   "pinned": m.pinned, "commit": m.commit, "manifest": m.origin, "sources": m.sources,
-                   "notes": list(m.notes),
-                   "files": [{"path": f.path, "size": f.size, "size_approx": f.size_approx,
-                              "digests": [{"alg": d.alg, "hex": d.hex, "source": d.source} for d in f.digests]}
-                             for f in m.files],
-                   "unknown_digests": unknown, "unknown_sizes": no_size})
-        return 0
-    click.echo(f"{m.name}: {m.repo} @ {m.revision}{'' if m.pinned else '  (not a full commit: unpinned)'}")
-    if m.description:
-        click.echo(f"  {m.description}")
-    click.echo(f"  manifest: {m.origin}")
-    for key, text in m.sources.items():
-        click.echo(f"  source {key}: {text}")
-    for f in m.files:
-        sz = size(f.size) if f.size is not None else f"~{size(f.size_approx)}" if f.size_approx else "?"
-        digests = ", ".join(f"{d.alg}:{d.hex[:16]}… ({d.source})" for d in f.digests) or "no digest known"
-        click.echo(f"  {escape(f.path):<44} {sz:>10}  {digests}")
-    for note in m.notes:
-        click.echo(f"  note: {note}")
-    if unknown:
-        click.echo(f"  unknown digests: {len(unknown)} file(s); a pull checks them against the hub's own")
+        emit_json(report.to_dict())
+    else:
+        _echo(show_text(report))
     return 0
 
 

@@ -132,17 +132,68 @@ def plan_text(plan, quiet: bool = False) -> list[str]:
     return escaped(lines)
 
 
-def models_text(root, models) -> list[str]:
+def models_text(listing, quiet: bool = False) -> list[str]:
+    """``cache ls``: one row per cached commit, then the total."""
     import time as _time
 
-    lines = [f"cache: {root}"]
-    for m in models:
+    lines = [f"cache: {listing.root}"]
+    for m in listing.models:
         when = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(m.last_verified)) if m.last_verified else "never"
         rev = m.commit[:12] if m.commit else ", ".join(m.revisions)
         lines.append(f"  {', '.join(m.names):<48} {rev:<14} {m.files:>4} files {size(m.bytes):>10}  verified {when}")
-    total = sum(m.bytes for m in models)
-    lines.append(f"{len(models)} model(s), {size(total)}")
+    lines.append(f"{len(listing.models)} model(s), {size(listing.bytes)}")
     return escaped(lines)
+
+
+def list_text(report, quiet: bool = False) -> list[str]:
+    """``list``: one row per manifest (names are letters, digits, '.', '_', '-', '/')."""
+    return [f"{r.name:<36} {r.repo:<60} {r.files:>3} files {size(r.bytes):>10}{'  cached' if r.cached else ''}"
+            for r in report.models]
+
+
+def show_text(report, quiet: bool = False) -> list[str]:
+    """``show``: the manifest's header, one row per file with its digests' sources, notes, unknowns."""
+    m = report.manifest
+    lines = [f"{m.name}: {m.repo} @ {m.revision}{'' if m.pinned else '  (not a full commit: unpinned)'}"]
+    if m.description:
+        lines.append(f"  {m.description}")
+    lines.append(f"  manifest: {m.origin}")
+    for key, text in m.sources.items():
+        lines.append(f"  source {key}: {text}")
+    for f in m.files:
+        sz = size(f.size) if f.size is not None else f"~{size(f.size_approx)}" if f.size_approx else "?"
+        digests = ", ".join(f"{d.alg}:{d.hex[:16]}… ({d.source})" for d in f.digests) or "no digest known"
+        lines.append(f"  {escape(f.path):<44} {sz:>10}  {digests}")
+    for note in m.notes:
+        lines.append(f"  note: {note}")
+    if report.unknown_digests:
+        lines.append(f"  unknown digests: {len(report.unknown_digests)} file(s); a pull checks them against the "
+                     f"hub's own")
+    return lines
+
+
+def lint_text(run, quiet: bool = False) -> list[str]:
+    """``manifest lint``: warnings and errors (to stderr), "ok" for a manifest without warnings."""
+    lines = []
+    for r in run.reports:
+        lines += [f"warning: {r.origin}: {w.message} [{w.code}]" for w in r.warnings]
+        if not r.warnings:
+            lines.append(f"{r.origin}: ok")
+    lines += [f"error: {e}" for e in run.errors]
+    return lines
+
+
+def pin_text(report, quiet: bool = False) -> list[str]:
+    if not report.changes:
+        return [f"{report.manifest}: already pinned and complete"]
+    return [f"  {c}" for c in report.changes] + \
+        [f"{report.manifest}: pinned at {report.revision} ({len(report.changes)} change(s))"]
+
+
+def created_text(report) -> str:
+    """``manifest create -o FILE``: what was written (to stderr: stdout stays for the manifest)."""
+    m = report.manifest
+    return f"wrote {report.output}: {m.name}, {len(m.files)} files at {m.revision}"
 
 
 def clean_text(report, quiet: bool = False) -> list[str]:
