@@ -31,7 +31,7 @@ from . import catalog
 from . import manifest as mf
 from .errors import IntegrityError, NotCachedError
 from .locate import Context, locate
-from .records import FileRecord, Records
+from .records import FileRecord
 from .targets import Placement, open_target, place_all
 from .targets.base import PRESENT
 from .verify import verify_directory
@@ -104,12 +104,12 @@ def verified_in_cache(name: str, revision: str | None = None, *, cache_dir=None,
         raise NotVerifiedError(f"{m.name} does not verify in the cache ({bad.path}: {bad.status}; "
                                f"{len(report.failures)} file(s) failed); run `weightsafe pull {m.name}` "
                                f"and export again")
-    data = where.records.load()
-    commit = m.revision if m.pinned else data.get("commit")
+    recorded = where.records.model()
+    commit = m.revision if m.pinned else recorded.commit
     if not isinstance(commit, str) or not mf.FULL_COMMIT_RE.match(commit):
         raise NotVerifiedError(f"{m.name}: the commit {m.revision} resolves to is unknown (the server sent "
                                f"none), so it has no place in the hub's URL layout")
-    records = Records.files_of(data)
+    records = recorded.files
     return Verified(published(m, commit, records), commit, where.directory, records)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from . import catalog
 from .cache import Cache
@@ -108,10 +108,10 @@ def locate(ctx: Context, name: str | None = None, *, revision: str | None = None
     if not target.is_dir():
         raise NotCachedError(f"{named.name} is not in the cache {ctx.cache.root}; run `weightsafe pull {named.name}`")
     records = ctx.cache.records(named.name, named.revision)
-    return Located(_narrowed(named, records.load().get("pulled")), target, records)
+    return Located(_narrowed(named, records.model().pulled), target, records)
 
 
-def _narrowed(m: Manifest, pulled: list[str] | None) -> Manifest:
+def _narrowed(m: Manifest, pulled: Sequence[str] | None) -> Manifest:
     """The manifest narrowed to what was pulled (say only the safetensors of a repo with both)."""
     return m.select(include=pulled) if pulled else m
 
@@ -129,7 +129,7 @@ def _locate_hf(ctx: Context, name: str | None, revision: str | None, named: Mani
     commit = snapshot.name
     notes: tuple[str, ...] = ()
     if named is not None:
-        named = _narrowed(named, ctx.cache.records(named.name, named.revision).load().get("pulled"))
+        named = _narrowed(named, ctx.cache.records(named.name, named.revision).model().pulled)
     else:
         named = catalog.pinned(ctx.cache, repo, commit)
         if named is None:

@@ -353,7 +353,7 @@ class Puller:
         cached, todo = self.plan()
         report = PullReport(self.m.name, self.m.repo, self.m.revision, str(self.directory), cached,
                             notes=self.notes)
-        recorded_commit = self.records.load().get("commit")
+        recorded_commit = self.records.model().commit
         if todo:
             if self.source.offline:
                 raise OfflineError(f"{len(todo)} file(s) of {self.m.name} are not in the cache "
@@ -367,13 +367,15 @@ class Puller:
             finally:
                 self.progress.close()
         # What the user asked for, fetched or not: `verify NAME` then reports a failed file as missing.
-        self.commit = self.commit or (recorded_commit if isinstance(recorded_commit, str) else None)
-        known = self.records.load()
+        self.commit = self.commit or recorded_commit
+        known = self.records.model()
         meta = {"name": self.m.name, "repo": self.m.repo, "revision": self.m.revision,
-                "pulled": sorted(set(known.get("pulled", [])) | {f.path for f in self.m.files})}
+                "pulled": sorted(set(known.pulled or ()) | {f.path for f in self.m.files})}
         if self.commit:
             meta["commit"] = self.commit
-        if any(known.get(k) != v for k, v in meta.items()):  # a read-only cache is never written needlessly
+        now = {"name": known.name, "repo": known.repo, "revision": known.revision,
+               "pulled": list(known.pulled) if known.pulled is not None else None, "commit": known.commit}
+        if any(now[k] != v for k, v in meta.items()):  # a read-only cache is never written needlessly
             self._record(**meta)
         self.notes += [n for n in self.target.finish().notes if n not in self.notes]
         report.commit = self.commit
