@@ -68,6 +68,8 @@ class ExportReport:
     aliases: list[str] = field(default_factory=list)
     files: list[Placement] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: what nodes pass as ``--endpoint``: the bucket itself, or None for a directory a server must serve
+    endpoint: str | None = None
 
     ok = True
     exit_code = 0
@@ -158,7 +160,7 @@ def export(name: str, destination: str | os.PathLike, *, revision: str | None = 
     files = place_all(target, ((f, v.source(f.path), v.records.get(f.path)) for f in m.files))
     done = target.finish()
     return ExportReport(m.name, m.repo, v.commit, target.root, done.manifest or "", list(done.aliases), files,
-                        list(done.notes))
+                        list(done.notes), done.endpoint)
 
 
 def _alias_for(m: mf.Manifest, revision: str | None, name: str) -> str | None:

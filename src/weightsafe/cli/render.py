@@ -216,7 +216,6 @@ def export_text(report, quiet: bool = False) -> list[str]:
              f"  manifest: {report.manifest}"]
     lines += [f"  alias: {a}" for a in report.aliases]
     lines += [f"  note: {n}" for n in report.notes]
-    where = report.destination if report.destination.startswith("s3://") else \
-        f"<URL serving {report.destination}>"
+    where = report.endpoint or f"<URL serving {report.destination}>"
     lines.append(f"  pull with: weightsafe pull {report.repo}@{report.commit} --endpoint {where}")
     return lines

@@ -40,6 +40,7 @@ class Finished:
     manifest: str | None = None    # the manifest written (a path or an s3:// URL); None if none is kept
     aliases: tuple[str, ...] = ()  # revision names now pointing at the commit
     notes: tuple[str, ...] = ()    # what a user should know (a ref that was created, a limitation)
+    endpoint: str | None = None    # what nodes pass as --endpoint, when the destination is one itself (a bucket)
 
 
 class Target(Protocol):

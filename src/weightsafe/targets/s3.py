@@ -70,7 +70,7 @@ class S3Target:
             aliases = (f"{b.url}/{manifest_relpath(m.repo, alias)}",)
             notes = (f"a bucket has no symlinks: {alias} is an alias for the manifest only; its files "
                      f"are read from resolve/{self.commit[:12]}",)
-        return Finished(b.url, f"{b.url}/{manifest_relpath(m.repo, self.commit)}", aliases, notes)
+        return Finished(b.url, f"{b.url}/{manifest_relpath(m.repo, self.commit)}", aliases, notes, endpoint=b.url)
 
 
 __all__ = ["S3Target"]
