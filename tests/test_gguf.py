@@ -469,3 +469,54 @@ def test_the_gguf_structure_pass_needs_no_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, "check", "--dir", str(d), "--structure-only"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "1 weight file(s) (1 gguf)" in proc.stdout, proc.stderr
+
+
+# ------------------------------------------------------------------ pull and manifest create
+
+GGUF_REPO, GGUF_COMMIT = "tiny-org/tiny-llama-GGUF", "9" * 40
+
+
+@pytest.fixture
+def gguf_repo(hub, tmp_path) -> dict[str, bytes]:
+    """A GGUF repository as the hub serves them: a split Q4_K_M set of 3, a single Q8_0, a README."""
+    src = _dir(tmp_path, "repo-src")
+    gf.tiny_llama(src / "tiny-llama-Q4_K_M.gguf", Q.Q8_0, split_max_tensors=8)
+    gf.tiny_llama(src / "tiny-llama-Q8_0.gguf", Q.Q8_0, seed=1)
+    files = {p.name: p.read_bytes() for p in sorted(src.iterdir())}
+    files["README.md"] = b"# tiny llama, GGUF\n"
+    hub.state.add_repo(GGUF_REPO, GGUF_COMMIT, files)
+    return files
+
+
+def test_pull_include_fetches_exactly_the_chosen_split_set_and_it_checks(ws, gguf_repo, cache_dir):
+    res = ws("pull", GGUF_REPO, "--include", "*Q4_K_M*")
+    assert res.code == 0, res
+    d = cache_dir / "models" / GGUF_REPO.replace("/", "--") / GGUF_COMMIT
+    assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) == [
+        f"tiny-llama-Q4_K_M-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    for name in os.listdir(d):
+        if not name.startswith("."):
+            assert (d / name).read_bytes() == gguf_repo[name]
+    res = ws("check", "--dir", str(d), "--device", "cpu")
+    assert res.code == 0 and "3 weight file(s) (3 gguf)" in res.out, res
+
+
+def test_manifest_create_lists_the_gguf_files_with_their_lfs_sha256(ws, gguf_repo, tmp_path):
+    import hashlib
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    out = tmp_path / "tiny.toml"
+    res = ws("manifest", "create", GGUF_REPO, "-o", str(out))
+    assert res.code == 0, res
+    listed = {f["path"]: f for f in tomllib.loads(out.read_text())["files"]}
+    assert sorted(listed) == sorted(gguf_repo)
+    ggufs = sorted(n for n in gguf_repo if n.endswith(".gguf"))
+    assert len(ggufs) == 4
+    for name in ggufs:
+        digests = {(d["alg"], d["source"]): d["hex"] for d in listed[name]["digests"]}
+        assert digests[("sha256", "hub-lfs")] == hashlib.sha256(gguf_repo[name]).hexdigest(), name
+        assert listed[name]["size"] == len(gguf_repo[name])
