@@ -461,7 +461,7 @@ def test_hostile_gguf_is_one_line_in_a_real_process(tmp_path):
     assert code == 5 and err.count("\n") == 1 and "overflows int64" in err, (out, err)
 
 
-def test_the_gguf_structure_pass_needs_no_torch(tmp_path):
+def test_the_gguf_check_on_the_cpu_needs_no_torch(tmp_path):
     d = _dir(tmp_path)
     gf.tiny_llama(d / "t.gguf", Q.Q8_0)
     code = ("import sys; sys.modules['torch'] = None; sys.modules['safetensors'] = None; "
@@ -469,6 +469,9 @@ def test_the_gguf_structure_pass_needs_no_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, "check", "--dir", str(d), "--structure-only"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "1 weight file(s) (1 gguf)" in proc.stdout, proc.stderr
+    proc = subprocess.run([sys.executable, "-c", code, "check", "--dir", str(d), "--device", "cpu", "--numerics"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "load on cpu: 21 tensors" in proc.stdout, proc.stderr
 
 
 # ------------------------------------------------------------------ pull and manifest create

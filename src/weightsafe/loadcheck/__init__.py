@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import ExitCode, IntegrityError, UnsafeContentError, first_of
 from ..manifest import Manifest, check_relpath
 from .arch import check_config
-from .device import LoadStats, load_all, pick_device
+from .device import LoadStats, cpu_free_bytes, load_all, pick_device
 from .forward import ForwardResult, forward_check
 from . import gguf_forward
 from .index import check_index
@@ -205,11 +205,15 @@ def check(directory: Path, manifest: Manifest | None = None, name: str = "", dev
         report.notes.append("load pass skipped: the structure pass failed"
                             + (" (unsafe content is never loaded)" if report.exit_code == ExitCode.UNSAFE else ""))
         return report
-    dev, notes = pick_device(device)
-    report.notes += notes
     files = [f for fmt, fs in formats.items() if fmt != GGUF for f in fs]
-    report.load, load_problems = load_all(directory, files, s.tensors, dev, numerics)
-    report.problems += load_problems
+    if not files and device.lower() == "cpu":  # GGUF on the CPU needs numpy only: torch's import is ~1 s
+        dev = "cpu"
+        report.load = LoadStats(dev, free_device_bytes=cpu_free_bytes())
+    else:
+        dev, notes = pick_device(device)
+        report.notes += notes
+        report.load, load_problems = load_all(directory, files, s.tensors, dev, numerics)
+        report.problems += load_problems
     if s.gguf is not None:
         from .gguf_load import load_gguf  # numpy: imported only where GGUF files are loaded
 
