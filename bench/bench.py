@@ -1,7 +1,7 @@
 """Benchmarks: every figure a speed ratio against a reference measured in the same run.
 
     python bench/bench.py [--rounds 3] [--shards 8] [--shard-mb 128] [--big-mb 1024]
-                          [--only pull,one,verify,fingerprint,check,structure] [--device cpu]
+                          [--only pull,one,verify,fingerprint,check,structure,gguf] [--device cpu]
 
 Ratio = reference seconds / weightsafe seconds (above 1: weightsafe is faster). Each round runs
 every reference next to what it is compared with; the table shows the median of the rounds.
@@ -15,6 +15,9 @@ All traffic goes to the local hub replica on 127.0.0.1 (the same server for ever
 - check: `check --device D` (wall, and its load pass) vs a script that loads the same file with
   safetensors.torch.load_file / torch.load and reads every tensor (`clone`: what a server's
   load_state_dict costs), both cold. load_file alone returns lazy mmap views (reads nothing).
+- gguf: `check --device D` of a GGUF file of --big-mb (half F16, half Q8_0 tensors, written by
+  gguf.GGUFWriter) vs a script that opens it with gguf.GGUFReader and reads every tensor's data
+  (a numpy sum of its bytes), both cold.
 Cold = the files' pages dropped first (posix_fadvise DONTNEED after fsync; no global cache drop,
 so other work on the machine keeps its cache).
 """
@@ -298,6 +301,54 @@ def bench_check(args, res: Results, rounds: int):
         shutil.rmtree(work, ignore_errors=True)
 
 
+GGUF_READER = """
+import sys, numpy as np
+from gguf import GGUFReader
+total = 0
+for t in GGUFReader(sys.argv[1]).tensors:
+    total += int(np.asarray(t.data).reshape(-1).view(np.uint8).sum())
+"""
+
+
+def bench_gguf(args, res: Results, rounds: int):
+    import numpy as np
+    import gguf
+
+    work = Path(tempfile.mkdtemp(prefix="ws-bench-gguf-", dir=args.tmp))
+    env = dict(os.environ)
+    try:
+        path = work / "model" / "model-F16-Q8_0.gguf"
+        path.parent.mkdir()
+        per = (args.big_mb << 20) // 32  # bytes per tensor, 32 tensors
+        rng = np.random.default_rng(0)
+        w = gguf.GGUFWriter(str(path), "llama")
+        for i in range(32):
+            if i % 2:
+                rows = per // 34 // 128  # Q8_0: 34 bytes per 32 values; rows of 4096 values
+                blocks = rng.integers(0, 256, size=(rows, 128, 34), dtype=np.uint8)
+                blocks[:, :, 0:2] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)
+                w.add_tensor(f"blk.{i}.ffn_up.weight", blocks.reshape(rows, 128 * 34), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            else:
+                w.add_tensor(f"blk.{i}.ffn_down.weight",
+                             rng.standard_normal((per // 2 // 4096, 4096), dtype=np.float32).astype(np.float16))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        size = path.stat().st_size
+        for _ in range(rounds):
+            name = f"gguf.GGUFReader, every tensor read, cold, {size >> 20} MiB"
+            drop_cache([path])
+            res.add(name, sh(f"{sys.executable} -c '{GGUF_READER}' {path}", env), nbytes=size)
+            drop_cache([path])
+            secs, report = run_json(WS + ["check", "--dir", str(path.parent), "--device", args.device, "--json"], env)
+            res.add(f"weightsafe check --device {args.device} (gguf), wall", secs, name, size)
+            res.add("  of which the load pass (gguf)", report["load"]["seconds"], nbytes=size)
+            res.add("  of which the structure pass + GGUFReader differential (gguf)", report["structure_seconds"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_structure(args, res: Results):
     work = Path(tempfile.mkdtemp(prefix="ws-bench-structure-", dir=args.tmp))
     try:
@@ -351,6 +402,8 @@ def main():
         bench_check(args, res, args.rounds)
     if "structure" in only:
         bench_structure(args, res)
+    if "gguf" in only:
+        bench_gguf(args, res, args.rounds)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average at the end {os.getloadavg()[0]:.2f}, {args.rounds} rounds, {time.monotonic() - start:.0f} s\n")
     print(res.table())

@@ -285,3 +285,52 @@ def test_seeded_mutations_of_the_shipped_manifests_raise_only_manifest_errors():
             refused += 1
         runs += 1
     assert runs >= 200 and refused > runs // 4, (runs, refused)
+
+
+GGUF_NUMBERS = [0, 1, 2, 3, 4, 5, 8, 31, 32, 33, 63, 64, 255, 256, 2**16, 2**31 - 1, 2**31, 2**32 - 1, 2**32,
+                2**62, 2**63 - 1, 2**63, 2**64 - 1]
+
+
+def mutate_gguf(rng: random.Random, data: bytes, header: int) -> bytes:
+    """Byte mutations anywhere, and numbers that break parsers written over the header's
+    lengths, counts, types, dimensions and offsets (u32 and u64 at every position)."""
+    if rng.random() < 0.4:
+        return mutate(rng, data)
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(4, header)
+        width = rng.choice((4, 8))
+        value = rng.choice(GGUF_NUMBERS) % (2 ** (8 * width))
+        b[at:at + width] = value.to_bytes(width, "little")
+    return bytes(b)
+
+
+def test_seeded_mutations_of_real_gguf_files_never_crash_the_check(tmp_path):
+    """~8 s of mutations of a real GGUFWriter model (a tiny llama, Q8_0) through the structure
+    pass, the reference differential and the CPU load pass: exit 0, 1 or 5, one-line problems,
+    each run fast whatever the header claims."""
+    pytest.importorskip("gguf")
+    from tests import gguf_files
+
+    src = tmp_path / "src"
+    src.mkdir()
+    original = gguf_files.tiny_llama(src / "t.gguf", gguf_files.Q.Q8_0)[0].read_bytes()
+    from weightsafe.loadcheck.gguf_header import read_gguf
+
+    header = read_gguf(src / "t.gguf", "t").data_start
+    rng = random.Random(21)
+    d = tmp_path / "m"
+    d.mkdir()
+    deadline, runs, codes, slowest = time.monotonic() + 8, 0, set(), 0.0
+    while time.monotonic() < deadline and runs < 3000:
+        (d / "model.gguf").write_bytes(mutate_gguf(rng, original, header))
+        start = time.monotonic()
+        report = check(d, device="cpu", numerics=True)
+        slowest = max(slowest, time.monotonic() - start)
+        assert report.exit_code in EXIT_CODES, report.problems
+        for p in report.problems:
+            assert "\n" not in p.message, p
+        runs += 1
+        codes.add(report.exit_code)
+    assert runs >= 50 and codes >= {1, 5}, (runs, codes)
+    assert slowest < 5, slowest

@@ -1,8 +1,9 @@
 """The load check: prove a checkpoint is usable, not only intact.
 
 Structure pass (headers only, no tensor data): safetensors headers, a static pickle scan of
-``.bin`` files, the index against the shards, and config.json against the tensors. Load pass:
-every shard onto the device, one at a time. Unsafe content is refused before anything loads.
+``.bin`` files, the index against the shards, and config.json against the tensors; GGUF headers,
+split sets and their metadata's architecture (``gguf_check``). Load pass: every shard onto the
+device, one at a time. Unsafe content is refused before anything loads.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ from pathlib import Path
 from ..errors import ExitCode, IntegrityError, UnsafeContentError, first_of
 from ..manifest import Manifest, check_relpath
 from .arch import check_config
-from .device import LoadStats, load_all, pick_device
+from .device import LoadStats, cpu_free_bytes, load_all, pick_device
 from .forward import ForwardResult, forward_check
+from . import gguf_forward
 from .index import check_index
 from .model import Problem, Structure, StructureError
 from . import strict_json
 from .aux_pickles import check_auxiliary
-from .formats import OTHER, SAFETENSORS, TORCH_TAR, TORCH_ZIP, PICKLE, Candidate, scan_directory, sniff
+from .formats import GGUF, OTHER, SAFETENSORS, TORCH_TAR, TORCH_ZIP, PICKLE, Candidate, scan_directory, sniff
+from .gguf_check import GGUFStructure, check_gguf_files
 from .index import INDEXES
 from .pickle_scan import read_bin
 from .safetensors_header import read_header
 
-WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth"}  # a manifest's files that must be present
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf"}  # a manifest's files that must be present
 LEGACY = {PICKLE: "legacy torch format (a bare pickle, not a zip archive): torch.load would unpickle it with "
                   "no archive to check; refused unscanned",
           TORCH_TAR: "legacy torch tar format: refused unscanned (re-save it with torch.save)"}
@@ -90,7 +93,8 @@ def candidates(directory: Path, manifest: Manifest | None) -> tuple[dict[str, li
     formats: dict[str, list[str]] = {}
     for c in found:
         if not c.auxiliary:
-            formats.setdefault("safetensors" if c.format in (SAFETENSORS, OTHER) else "bin", []).append(c.name)
+            kind = "safetensors" if c.format in (SAFETENSORS, OTHER) else "gguf" if c.format == GGUF else "bin"
+            formats.setdefault(kind, []).append(c.name)
     return formats, [c for c in found if c.auxiliary], problems
 
 
@@ -120,6 +124,13 @@ def weight_map_targets(directory: Path) -> set[str]:
 
 def structure_pass(directory: Path, formats: dict[str, list[str]], manifest: Manifest | None) -> Structure:
     s = Structure()
+    if GGUF in formats:
+        s.gguf = check_gguf_files(directory, formats[GGUF])
+        s.tensors.update(s.gguf.tensors)
+        s.problems += s.gguf.problems
+        s.notes += s.gguf.notes
+        s.failed |= s.gguf.failed
+    formats = {k: v for k, v in formats.items() if k != GGUF}
     for fmt, files in formats.items():
         for name in files:
             try:
@@ -139,7 +150,7 @@ def structure_pass(directory: Path, formats: dict[str, list[str]], manifest: Man
     if any(p.unsafe for p in s.problems):
         return s
     paths = {f.path for f in manifest.files} if manifest is not None else None
-    config = _config(directory, s)
+    config = _config(directory, s) if formats else None
     for fmt, files in formats.items():
         s.problems += check_index(directory, fmt, s, paths, files)
         if config is not None and s.failed:
@@ -180,7 +191,7 @@ def check(directory: Path, manifest: Manifest | None = None, name: str = "", dev
         report.problems += aux_problems
         report.notes += aux_notes
     if not formats and not problems:
-        report.problems.append(Problem(str(directory), "no weight files (.safetensors, .bin) found"))
+        report.problems.append(Problem(str(directory), "no weight files (.safetensors, .bin, .gguf) found"))
     s = structure_pass(directory, formats, manifest)
     report.problems += s.problems
     report.notes += s.notes
@@ -194,12 +205,38 @@ def check(directory: Path, manifest: Manifest | None = None, name: str = "", dev
         report.notes.append("load pass skipped: the structure pass failed"
                             + (" (unsafe content is never loaded)" if report.exit_code == ExitCode.UNSAFE else ""))
         return report
-    dev, notes = pick_device(device)
-    report.notes += notes
-    files = [f for fs in formats.values() for f in fs]
-    report.load, load_problems = load_all(directory, files, s.tensors, dev, numerics)
-    report.problems += load_problems
+    files = [f for fmt, fs in formats.items() if fmt != GGUF for f in fs]
+    if not files and device.lower() == "cpu":  # GGUF on the CPU needs numpy only: torch's import is ~1 s
+        dev = "cpu"
+        report.load = LoadStats(dev, free_device_bytes=cpu_free_bytes())
+    else:
+        dev, notes = pick_device(device)
+        report.notes += notes
+        report.load, load_problems = load_all(directory, files, s.tensors, dev, numerics)
+        report.problems += load_problems
+    if s.gguf is not None:
+        from .gguf_load import load_gguf  # numpy: imported only where GGUF files are loaded
+
+        report.problems += load_gguf(directory, s.gguf.files, dev, numerics, report.load)
     if forward and not report.problems:
-        report.forward, forward_problems = forward_check(directory, dev)
-        report.problems += forward_problems
+        if files:
+            report.forward, forward_problems = forward_check(directory, dev)
+            report.problems += forward_problems
+        if s.gguf is not None:
+            _forward_gguf(directory, s.gguf, dev, report)
     return report
+
+
+def _forward_gguf(directory: Path, g: GGUFStructure, device: str, report: LoadReport) -> None:
+    """llama.cpp evaluates each GGUF model (a split set from its first part); skipped with a note
+    where llama-cpp-python is not installed."""
+    if not gguf_forward.available():
+        report.notes.append(gguf_forward.SKIPPED)
+        return
+    for model in g.models:
+        result, problems, notes = gguf_forward.forward_gguf(directory / model.first, model.name, device)
+        report.forward = report.forward or result
+        report.problems += problems
+        if notes:
+            report.notes += notes
+            return

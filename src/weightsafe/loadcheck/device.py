@@ -96,6 +96,10 @@ def _free_bytes(torch, device: str) -> int | None:
     if device.startswith("cuda"):
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         return int(free)
+    return cpu_free_bytes()
+
+
+def cpu_free_bytes() -> int | None:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):

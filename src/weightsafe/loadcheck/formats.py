@@ -18,6 +18,7 @@ from pathlib import Path
 from .model import Problem
 
 SAFETENSORS, TORCH_ZIP, TORCH_TAR, PICKLE, OTHER = "safetensors", "torch-zip", "torch-tar", "pickle", "other"
+GGUF = "gguf"
 #: names that hold pickles by convention even when their first bytes do not say so (protocol 0/1
 #: pickles have no magic): torch.load would unpickle them, so they are scanned as pickles.
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".th", ".tar"}
@@ -38,6 +39,8 @@ def sniff(path: str | os.PathLike) -> str:
         return TORCH_TAR
     if len(head) >= 2 and head[0] == 0x80 and 1 <= head[1] <= 5:
         return PICKLE
+    if head[:4] == b"GGUF":  # before safetensors: a GGUF header can also read as a length prefix and "{"
+        return GGUF
     if len(head) >= 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= size:
         return SAFETENSORS
     if Path(path).suffix.lower() in PICKLE_SUFFIXES:
@@ -56,9 +59,10 @@ READ_AS: dict[str, tuple[str, frozenset[str]]] = {
     ".bin": ("torch.load", frozenset({TORCH_ZIP, TORCH_TAR, PICKLE})),
     ".pt": ("torch.load", frozenset({TORCH_ZIP, TORCH_TAR, PICKLE})),
     ".pth": ("torch.load", frozenset({TORCH_ZIP, TORCH_TAR, PICKLE})),
+    ".gguf": ("llama.cpp's GGUF reader", frozenset({GGUF})),
 }
 FORMAT_NAMES = {SAFETENSORS: "a safetensors file", TORCH_ZIP: "a torch zip archive", TORCH_TAR: "a torch tar archive",
-                PICKLE: "a bare pickle", OTHER: "no format a loader reads"}
+                PICKLE: "a bare pickle", GGUF: "a GGUF file", OTHER: "no format a loader reads"}
 
 
 def name_disagrees(name: str, fmt: str) -> str | None:
@@ -108,6 +112,15 @@ def scan_directory(directory: Path, named: list[str], weight_map_targets: set[st
             problems.append(Problem(name, f"cannot read: {e}"))
             continue
         if fmt == OTHER and name not in weight_map_targets and Path(name).suffix.lower() != ".safetensors":
+            continue
+        if fmt == GGUF and Path(name).suffix.lower() in PICKLE_SUFFIXES:
+            # torch.load reads a file that is neither zip nor tar as a pickle: a GGUF header can be both
+            problems.append(Problem(name, "GGUF content under a name torch.load reads as a pickle: refused",
+                                    unsafe=True))
+            continue
+        if fmt == GGUF and (name in weight_map_targets or Path(name).suffix.lower() == ".safetensors"):
+            problems.append(Problem(name, "GGUF content under a safetensors name or in an index: no loader "
+                                          "of either reads it"))
             continue
         if why := name_disagrees(name, fmt):  # still scanned below: unsafe content is refused as such
             problems.append(Problem(name, why))

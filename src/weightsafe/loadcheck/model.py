@@ -68,6 +68,7 @@ class Structure:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)  # files already reported unreadable: one error each
+    gguf: object | None = None  # a gguf_check.GGUFStructure where the directory holds GGUF files
 
     def by_name(self, files: list[str] | None = None) -> dict[str, list[TensorInfo]]:
         out: dict[str, list[TensorInfo]] = {}
