@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Iterable, Literal, Protocol
 
 from ..manifest import FileEntry
 from ..records import FileRecord
 
 PRESENT = "present"  # the method of a file that was already there with the same bytes
+#: How a file got to a target; what it cost: a reflink or hard link no space, a copy its size,
+#: a rename (the own cache) nothing, an upload its bytes over the network, present nothing at all.
+PlacementMethod = Literal["reflink", "hardlink", "copy", "rename", "upload", "present"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class Placement:
 
     path: str      # the file's path inside the model
     target: str    # where it now is: an absolute path, or an s3:// URL
-    method: str    # reflink | hardlink | copy | rename | upload | present (already there, same bytes)
+    method: PlacementMethod
 
     def to_dict(self) -> dict:
         return {"path": self.path, "target": self.target, "method": self.method}
