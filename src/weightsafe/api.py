@@ -27,10 +27,10 @@ from .locate import Context, Located, PathLike, locate
 from .manifest import Manifest, to_toml
 from .progress import Progress
 from .settings import Settings
-from .targets import Target, open_target, place_all
 from .verify import VerifyReport, verify_directory
 
 if TYPE_CHECKING:  # the HTTP stack (requests, ~0.3 s to import) loads only for commands that use it
+    from .targets import Target
     from .exporter import ExportReport
     from .housekeeping import CacheListing, CleanReport
     from .inventory import ManifestReport, ModelList
@@ -145,6 +145,8 @@ def _summary(where: str, placements) -> str:
 def _place(ctx: Context, m: Manifest, report: PullReport, target: Target, where: str) -> None:
     """Place every file of ``m`` from the cache into ``target``, finish it, and say so in the report."""
     records = ctx.cache.records(m.name, m.revision).files()
+    from .targets import place_all
+
     placed = place_all(target, ((f, ctx.cache.final_path(m.name, m.revision, f.path), records.get(f.path))
                                 for f in m.files))
     done = target.finish()
@@ -155,10 +157,14 @@ def _place(ctx: Context, m: Manifest, report: PullReport, target: Target, where:
 
 
 def _to_local_dir(ctx: Context, m: Manifest, report: PullReport, root: Path) -> None:
+    from .targets import open_target  # only a pull that places files loads the targets
+
     _place(ctx, m, report, open_target(local_dir=root, manifest=m, commit=report.commit), str(root))
 
 
 def _to_hf_cache(ctx: Context, m: Manifest, report: PullReport) -> None:
+    from .targets import open_target
+
     target = open_target(hf_cache=ctx.settings.hf_hub_cache, manifest=m, commit=report.commit)
     _place(ctx, m, report, target, f"the Hugging Face cache {target.root}")
 

@@ -16,8 +16,6 @@ from .cache import Cache
 from .errors import HubError, HubUnreachable, ManifestError, OfflineError, UsageError
 from .pins import HUB_SOURCES, pinned, store_pin
 
-from .sources.base import Published
-
 if TYPE_CHECKING:
     from .sources.base import RemoteEntry, Source
 def packaged_dir() -> Path:
@@ -105,6 +103,8 @@ def pin(cache: Cache, source: Source, repo: str, rev: str | None, notes: list[st
     static mirror's listing is the manifest it publishes; ``notes`` hears that it was used."""
     if rev is not None:
         check_revision(rev)
+    from .sources.base import Published  # loads only when a source is asked
+
     listing = source.listing(repo, rev or "main")
     if isinstance(listing, Published):
         if notes is not None:

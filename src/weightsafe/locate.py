@@ -17,8 +17,6 @@ from .manifest import Manifest
 from .progress import Progress
 from .records import Records
 from .settings import Settings
-from .targets.hfcache import HFRepoCache
-from .targets.localdir import LocalDir
 
 if TYPE_CHECKING:  # the HTTP stack (requests, ~0.3 s to import) loads only for commands that use it
     from .sources.base import Source
@@ -93,6 +91,8 @@ def locate(ctx: Context, name: str | None = None, *, revision: str | None = None
             raise UsageError(f"--dir {directory}: not a directory")
         return Located(named, target, ctx.cache.dir_records(target))
     if local_dir:
+        from .targets.localdir import LocalDir  # targets load only for the commands that read one
+
         ld = LocalDir(Path(local_dir)).require()
         stored = ld.manifest()
         m = _narrowed(named, [f.path for f in stored.files]) if named and stored else named or stored
@@ -124,6 +124,8 @@ def _locate_hf(ctx: Context, name: str | None, revision: str | None, named: Mani
     else:
         repo, rev = catalog.split_spec(repo_spec(name or "", revision))
         rev = rev or "main"
+    from .targets.hfcache import HFRepoCache
+
     repo_cache = HFRepoCache(ctx.settings.hf_hub_cache, repo)
     snapshot = repo_cache.snapshot_dir(rev)
     commit = snapshot.name
