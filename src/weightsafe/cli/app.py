@@ -41,9 +41,13 @@ def _say(lines: list[str]) -> None:
         click.echo(line, err=line.startswith(("error:", "warning:")))
 
 
-def _echo(lines: list[str]) -> None:
-    """Lines that are all output (a listing, a manifest), to stdout whatever they start with."""
-    for line in lines:
+def _listing(report, render, as_json: bool) -> None:
+    """A report that is all output (a listing, a manifest): one JSON object, or its lines, every
+    one to stdout whatever it starts with."""
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for line in render(report):
         click.echo(line)
 
 

@@ -12,7 +12,7 @@ import click
 
 from .. import api
 from ..errors import ExitCode
-from .app import _echo, _say, guarded
+from .app import _listing, _say, guarded
 from .options import cache_option, json_option, signature_options
 from .render import created_text, emit_json, lint_text, pin_text
 
@@ -85,8 +85,5 @@ def lint_cmd(files, strict, as_json):
 def pin_cmd(file, revision, endpoint, as_json):
     """Resolve FILE's branch revision to its commit and fill missing sizes and hub digests, in place."""
     report = api.manifest_pin(file, revision=revision, endpoint=endpoint)
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        _echo(pin_text(report))
+    _listing(report, pin_text, as_json)
     return ExitCode.OK

@@ -8,7 +8,7 @@ import click
 from .. import api
 from ..errors import ExitCode
 from ..settings import Settings
-from .app import CANCEL, _echo, _emit, _progress, _say, _tune_allocator, guarded, main
+from .app import CANCEL, _emit, _listing, _progress, _say, _tune_allocator, guarded, main
 from .options import (cache_option, device_option, jobs_option, json_option, keep_cache_option, manifest_option,
                       output_options, revision_option, select_options, signature_options, where_options)
 from .render import check_text, emit_json, list_text, plan_text, pull_text, show_text, verify_text
@@ -121,10 +121,7 @@ def check(name, revision, directory, local_dir, hf_cache, manifest_path, structu
 def list_(cache_dir, as_json):
     """List the models weightsafe has manifests for, and whether each is in the cache."""
     report = api.models(cache_dir=cache_dir)
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        _echo(list_text(report))
+    _listing(report, list_text, as_json)
     return 0
 
 
@@ -137,10 +134,7 @@ def list_(cache_dir, as_json):
 def show(name, manifest_path, cache_dir, as_json):
     """Show a manifest: repo, revision, files, sizes, digests and their sources, and what is unknown."""
     report = api.show(name, manifest=manifest_path, cache_dir=cache_dir)
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        _echo(show_text(report))
+    _listing(report, show_text, as_json)
     return 0
 
 
