@@ -61,28 +61,31 @@ class Cache:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(os.path.abspath(Path(root).expanduser()))
 
-    def _under(self, *parts: str) -> Path:
-        path = self.root.joinpath(*parts)
+    def _checked(self, path: Path) -> Path:
+        """``path``, refused if (through a link) it resolves outside the root."""
         real_root = os.path.realpath(self.root)
-        real = os.path.realpath(path)
-        if os.path.commonpath([real_root, real]) != real_root:
+        if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
             raise UsageError(f"refusing path outside the cache: {path}")
         return path
 
+    # ------------------------------------------------------------ by a model's name and revision
+    # Each slugs the name and revision as a user gives them, joins them through the layout below,
+    # and checks the result stays under the root.
+
     def model_dir(self, name: str, revision: str) -> Path:
-        return self._under("models", slug(name), _safe_rev(revision))
+        return self._checked(self.cached_dir(slug(name), _safe_rev(revision)))
 
     def final_path(self, name: str, revision: str, relpath: str) -> Path:
         check_relpath(relpath)
-        return self._under("models", slug(name), _safe_rev(revision), relpath)
+        return self._checked(self.cached_dir(slug(name), _safe_rev(revision)) / relpath)
 
     def part_path(self, name: str, revision: str, relpath: str) -> Path:
         check_relpath(relpath)
-        return self._under("partial", slug(name), _safe_rev(revision), internal_name(relpath, ".part"))
+        return self._checked(self.partial_dir(slug(name), _safe_rev(revision)) / internal_name(relpath, ".part"))
 
     def lock(self, name: str, revision: str, relpath: str) -> FileLock:
         check_relpath(relpath)
-        path = self._under("locks", slug(name), _safe_rev(revision), internal_name(relpath, ".lock"))
+        path = self._checked(self.locks_dir(slug(name), _safe_rev(revision)) / internal_name(relpath, ".lock"))
         self.ensure_dir(path.parent)
         refuse_planted(path)
         from filelock import FileLock
@@ -90,17 +93,22 @@ class Cache:
         return FileLock(str(path))
 
     def records(self, name: str, revision: str) -> Records:
-        return Records(self._under("records", slug(name), _safe_rev(revision) + ".json"))
+        return Records(self._checked(self.records_path(slug(name), _safe_rev(revision))))
 
     def dir_records(self, directory: Path) -> Records:
         """Records for a directory outside the cache (``verify --dir``), keyed by its real path."""
         import hashlib
 
         key = hashlib.sha256(os.path.realpath(directory).encode()).hexdigest()[:32]
-        return Records(self._under("records", "_dirs", key + ".json"))
+        return Records(self._checked(self.records_root() / "_dirs" / (key + ".json")))
 
     def pinned_dir(self) -> Path:
-        return self._under("manifests")
+        """``manifests/``: listings pinned by ``pull ORG/REPO`` and the revision names they resolve."""
+        return self._checked(self.root / "manifests")
+
+    def pinned_refs_path(self) -> Path:
+        """Which commit each ``ORG/REPO@REV`` pulled resolved to, and when."""
+        return self.pinned_dir() / "refs.json"
 
     # ------------------------------------------------------------ the layout, by on-disk names
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from . import manifest as mf
 from .cache import Cache, slug
@@ -20,35 +19,27 @@ HUB_SOURCES = {
 }
 
 
-def _refs_path(cache: Cache) -> Path:
-    return cache.pinned_dir() / "refs.json"
-
-
-def _pinned_path(cache: Cache, repo: str, commit: str) -> Path:
-    return cache.pinned_dir() / f"{slug(repo)}@{commit}.toml"
-
-
 def pinned(cache: Cache, repo: str, rev: str | None) -> mf.Manifest | None:
     """A manifest pinned by an earlier pull of ``repo`` at ``rev`` (latest pull when rev is None)."""
-    refs = read_json_object(_refs_path(cache))
+    refs = read_json_object(cache.pinned_refs_path())
     entry = refs.get(f"{repo}@{rev}") if rev else max(
         (v for k, v in refs.items() if k.split("@", 1)[0] == repo), key=lambda v: v["time"], default=None)
     commit = entry["commit"] if entry else rev if rev and mf.FULL_COMMIT_RE.match(rev) else None
     if not commit:
         return None
-    path = _pinned_path(cache, repo, commit)
+    path = cache.pinned_manifest_path(slug(repo), commit)
     return mf.load(path) if path.is_file() else None
 
 
 def store_pin(cache: Cache, repo: str, rev: str | None, m: mf.Manifest) -> mf.Manifest:
     """Record ``m`` (a validated pin of ``repo`` at its commit) as what ``rev`` resolves to."""
     commit = m.revision
-    path = _pinned_path(cache, repo, commit)
+    path = cache.pinned_manifest_path(slug(repo), commit)
     cache.ensure_dir(path.parent)
     atomic_write(path, mf.to_toml(m).encode())
-    refs = read_json_object(_refs_path(cache))
+    refs = read_json_object(cache.pinned_refs_path())
     refs[f"{repo}@{rev or 'main'}"] = {"commit": commit, "time": time.time()}
-    atomic_write(_refs_path(cache), json.dumps(refs, indent=1).encode())
+    atomic_write(cache.pinned_refs_path(), json.dumps(refs, indent=1).encode())
     return replace(m, origin=str(path))
 
 
