@@ -56,6 +56,10 @@ class HFRepoCache:
     def root(self) -> Path:
         return self.hub_cache / repo_folder_name(self.repo)
 
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
     def snapshot(self, commit: str) -> Path:
         return self.root / "snapshots" / commit
 
@@ -129,8 +133,8 @@ class HFCacheTarget:
         check_relpath(relpath)
         rc = self.repo_cache
         name = blob_name(record.digests if record else {}) or hash_file(src, ("sha256",))["sha256"]
-        blob = rc.root / "blobs" / name
-        method = place(src, blob, rc.root / "blobs", record.fingerprint if record else None)
+        blob = rc.blobs / name
+        method = place(src, blob, rc.blobs, record.fingerprint if record else None)
         link = rc.snapshot(self.commit) / relpath
         target = os.path.relpath(blob, link.parent)
         try:
