@@ -183,9 +183,9 @@ def remove(cache: Cache, spec: str, dry_run: bool = False) -> CleanReport:
         held = _locked_any(cache.locks_dir(model_slug, rev_dir))
         if held:
             raise UsageError(f"{spec}: a pull is in progress ({held} is locked); try again when it ends")
-        records = cache.records_path(model_slug, rev_dir)
+        records = Records(cache.records_path(model_slug, rev_dir))
         candidates: list[tuple[Path, RemovalKind]] = [
-            (directory, "model"), (records, "records"), (records.with_name(records.name + ".lock"), "lock"),
+            (directory, "model"), (records.path, "records"), (records.lock_path, "lock"),
             (cache.partial_dir(model_slug, rev_dir), "partial"), (cache.locks_dir(model_slug, rev_dir), "lock")]
         if FULL_COMMIT_RE.match(rev_dir):
             candidates.append((cache.pinned_manifest_path(model_slug, rev_dir), "pinned-manifest"))

@@ -137,6 +137,11 @@ class Records:
     def __init__(self, path: Path):
         self.path = path
 
+    @property
+    def lock_path(self) -> Path:
+        """The lock every read-modify-write of the document takes."""
+        return Path(str(self.path) + ".lock")
+
     def load(self) -> dict:
         return read_json_object(self.path)
 
@@ -160,7 +165,7 @@ class Records:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         from filelock import FileLock
 
-        with FileLock(str(self.path) + ".lock"):
+        with FileLock(str(self.lock_path)):
             data = self.load()
             files = data.setdefault("files", {})
             for path, entry in (entries or {}).items():
