@@ -114,9 +114,6 @@ class BucketClient:
         return cls(settings.endpoint, offline=settings.offline, read_timeout=settings.read_timeout,
                    retries=settings.retries, backoff=settings.backoff, on_retry=on_retry)
 
-    def tell_retry(self, message: str) -> None:
-        if self.on_retry:
-            self.on_retry(message)
 
     def _guard(self) -> None:
         if self.offline:

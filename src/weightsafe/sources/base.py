@@ -89,8 +89,5 @@ class Source(Protocol):
         """A small file (a card, a manifest), at most ``limit`` bytes of it; None when the source
         has no such file."""
 
-    def tell_retry(self, message: str) -> None:
-        """Say that something is being retried (a pipeline log shows it, never silence)."""
-
 
 __all__ = ["Listing", "Published", "RemoteEntry", "RemoteFile", "Source"]

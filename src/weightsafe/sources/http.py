@@ -113,9 +113,6 @@ class HttpClient:
                    read_timeout=settings.read_timeout, retries=settings.retries, backoff=settings.backoff,
                    on_retry=on_retry, min_speed=settings.min_speed, min_speed_window=settings.min_speed_window)
 
-    def tell_retry(self, message: str) -> None:
-        if self.on_retry:
-            self.on_retry(message)
 
     def _headers_for(self, url: str, extra: dict | None = None) -> dict:
         headers = dict(extra or {})
