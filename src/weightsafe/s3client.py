@@ -114,7 +114,6 @@ class BucketClient:
         return cls(settings.endpoint, offline=settings.offline, read_timeout=settings.read_timeout,
                    retries=settings.retries, backoff=settings.backoff, on_retry=on_retry)
 
-
     def _guard(self) -> None:
         if self.offline:
             raise OfflineError("the network is needed but offline mode is on (HF_HUB_OFFLINE / --offline)")

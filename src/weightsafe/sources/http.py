@@ -113,7 +113,6 @@ class HttpClient:
                    read_timeout=settings.read_timeout, retries=settings.retries, backoff=settings.backoff,
                    on_retry=on_retry, min_speed=settings.min_speed, min_speed_window=settings.min_speed_window)
 
-
     def _headers_for(self, url: str, extra: dict | None = None) -> dict:
         headers = dict(extra or {})
         if self.token and origin(url) == origin(self.endpoint):
