@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .. import manifest as mf
+from ..cache import slug
 from ..errors import DiskError, UsageError
 from ..fsutil import atomic_write
 from ..layout import META, file_relpath, manifest_relpath
@@ -28,7 +29,7 @@ class MirrorDirTarget:
         self.commit = commit
         self.alias = alias
         self.root = str(root)
-        self.records = Records(self.dir / META / "records" / f"{manifest.repo.replace('/', '--')}@{commit}.json")
+        self.records = Records(self.dir / META / "records" / f"{slug(manifest.repo)}@{commit}.json")
         self._done: dict[str, FileRecord] | None = None
         self._fresh: dict[str, FileRecord | None] = {}
 
